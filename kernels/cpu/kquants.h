@@ -1,0 +1,41 @@
+// K-quant kernels (Q4_K, Q5_K, Q6_K weights; Q8_K activations): 256-element super-blocks, layouts
+// in ../shared/docs/FORMATS.md. One set of functions per instruction set; the scalar set is the
+// oracle. n is always a multiple of 256.
+#pragma once
+
+#include <cstdint>
+
+namespace momentkv::kernels {
+
+#define MOMENTKV_KQUANT_DECLS                                                  \
+  void dequantize_q4_k(const void* src, float* dst, int64_t n);                \
+  void dequantize_q5_k(const void* src, float* dst, int64_t n);                \
+  void dequantize_q6_k(const void* src, float* dst, int64_t n);                \
+  float dot_f32_q4_k(const void* w, const float* x, int64_t n);                \
+  float dot_f32_q5_k(const void* w, const float* x, int64_t n);                \
+  float dot_f32_q6_k(const void* w, const float* x, int64_t n);                \
+  /* Q8_K activation block: f32 d; i8 qs[256]; i16 bsums[16] (292 bytes) */    \
+  void quantize_q8_k(const float* src, void* dst, int64_t n);                  \
+  float dot_q8k_q4_k(const void* w, const void* xq, int64_t n);                \
+  float dot_q8k_q5_k(const void* w, const void* xq, int64_t n);                \
+  float dot_q8k_q6_k(const void* w, const void* xq, int64_t n);
+
+namespace scalar {
+MOMENTKV_KQUANT_DECLS
+// Reference quantizers (weights): search scales/mins per sub-block to minimise squared error.
+void quantize_q4_k(const float* src, void* dst, int64_t n);
+void quantize_q5_k(const float* src, void* dst, int64_t n);
+void quantize_q6_k(const float* src, void* dst, int64_t n);
+}  // namespace scalar
+
+namespace avx2 {
+MOMENTKV_KQUANT_DECLS
+}  // namespace avx2
+
+namespace neon {
+MOMENTKV_KQUANT_DECLS
+}  // namespace neon
+
+#undef MOMENTKV_KQUANT_DECLS
+
+}  // namespace momentkv::kernels

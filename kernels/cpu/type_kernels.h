@@ -1,0 +1,35 @@
+// Per-type CPU kernels: dequantize, dot products and quantize, for one instruction set.
+// The scalar table is the oracle; AVX2/FMA and NEON tables are tested against it.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor/ggml_type.h"
+
+namespace momentkv::kernels {
+
+enum class Isa { kScalar, kAvx2, kNeon };
+const char* isa_name(Isa isa);
+// The best instruction set this CPU supports among those compiled in.
+Isa best_isa();
+
+struct TypeKernels {
+  // dst[0..n) = values of the n elements (n a multiple of the block size) at src.
+  void (*dequantize)(const void* src, float* dst, int64_t n) = nullptr;
+  // Exact path: sum_i w[i] * x[i] with x in f32 (activations not quantized).
+  float (*dot_f32)(const void* w, const float* x, int64_t n) = nullptr;
+  // Fast path: activations pre-quantized to `act_type` (Q8_0 for 32-blocks, Q8_K for K-quants,
+  // F32 for float types) by `quantize_act`, then an integer dot product.
+  GgmlType act_type = GgmlType::F32;
+  void (*quantize_act)(const float* src, void* dst, int64_t n) = nullptr;
+  float (*dot_act)(const void* w, const void* xq, int64_t n) = nullptr;
+  // Quantize f32 values to this type (reference rounding); null if not offered.
+  void (*quantize)(const float* src, void* dst, int64_t n) = nullptr;
+};
+
+// Kernels for `t` on `isa` (falls back to scalar entries where a fast one is missing).
+// Throws momentkv::Error for a type without kernels.
+const TypeKernels& type_kernels(GgmlType t, Isa isa);
+inline const TypeKernels& type_kernels(GgmlType t) { return type_kernels(t, best_isa()); }
+
+}  // namespace momentkv::kernels
