@@ -22,7 +22,7 @@ struct GgufTensorInfo {
   std::string name;
   std::vector<int64_t> ne;  // ne[0] is the fastest-varying (row length)
   GgmlType type = GgmlType::F32;
-  uint64_t offset = 0;      // relative to the data section
+  uint64_t offset = 0;  // relative to the data section
   uint64_t n_elements = 0;
   uint64_t n_bytes = 0;
   int64_t n_rows() const;  // product of ne[1..]
@@ -76,7 +76,9 @@ class GgufFile {
   // The tensor named `name`, or nullptr.
   const GgufTensorInfo* find_tensor(std::string_view name) const;
   // Pointer to a tensor's bytes (n_bytes long, inside the mapping).
-  const uint8_t* tensor_data(const GgufTensorInfo& t) const { return base_ + data_offset_ + t.offset; }
+  const uint8_t* tensor_data(const GgufTensorInfo& t) const {
+    return base_ + data_offset_ + t.offset;
+  }
 
  private:
   GgufFile();

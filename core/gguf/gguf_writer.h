@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,8 +29,10 @@ class ByteWriter {
     raw(s.data(), s.size());
   }
   void raw(const void* p, size_t n) {
-    auto b = static_cast<const uint8_t*>(p);
-    bytes_.insert(bytes_.end(), b, b + n);
+    if (n == 0) return;
+    const size_t old = bytes_.size();
+    bytes_.resize(old + n);
+    std::memcpy(bytes_.data() + old, p, n);
   }
   void pad_to(size_t align) {
     while (bytes_.size() % align) bytes_.push_back(0);

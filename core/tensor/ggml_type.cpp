@@ -39,7 +39,9 @@ std::optional<TypeInfo> type_info(uint32_t type_id) {
   return std::nullopt;
 }
 
-TypeInfo type_info(GgmlType t) { return *type_info(static_cast<uint32_t>(t)); }
+TypeInfo type_info(GgmlType t) {
+  return *type_info(static_cast<uint32_t>(t));
+}
 
 std::string type_name(uint32_t type_id) {
   auto info = type_info(type_id);

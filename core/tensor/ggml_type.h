@@ -40,7 +40,9 @@ TypeInfo type_info(GgmlType t);
 
 // "Q4_0" etc.; "type#N" for unknown ids.
 std::string type_name(uint32_t type_id);
-inline std::string type_name(GgmlType t) { return type_name(static_cast<uint32_t>(t)); }
+inline std::string type_name(GgmlType t) {
+  return type_name(static_cast<uint32_t>(t));
+}
 
 // Parses "q4_0"/"Q4_0"/"f16"...; nullopt if unknown.
 std::optional<GgmlType> parse_type_name(const std::string& name);
@@ -50,7 +52,7 @@ std::optional<GgmlType> parse_type_name(const std::string& name);
 std::optional<uint64_t> row_bytes(GgmlType t, uint64_t n_elems);
 
 // Block sizes in elements.
-inline constexpr int kQK = 32;   // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1
+inline constexpr int kQK = 32;    // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1
 inline constexpr int kQKK = 256;  // K-quants
 
 }  // namespace momentkv
