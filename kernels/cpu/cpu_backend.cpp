@@ -1,0 +1,30 @@
+#include "kernels/cpu/cpu_backend.h"
+
+#include <thread>
+
+#include "kernels/cpu/matmul.h"
+
+namespace momentkv::kernels {
+
+int default_thread_count() {
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+CpuBackend::CpuBackend(int n_threads) : pool_(n_threads > 0 ? n_threads : default_thread_count()) {}
+
+void CpuBackend::matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y,
+                        MatmulPrecision precision) {
+  kernels::matmul(pool_, w.type, w.data, w.n_in, w.n_out, x, n_tokens, y,
+                  precision == MatmulPrecision::kExact ? MatmulMode::kExact : MatmulMode::kFast);
+}
+
+void CpuBackend::get_rows(const WeightView& w, const int32_t* ids, int64_t n_ids, float* out) {
+  kernels::get_rows(w.type, w.data, w.n_in, ids, n_ids, out);
+}
+
+void CpuBackend::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+  pool_.parallel_for(n, fn);
+}
+
+}  // namespace momentkv::kernels
