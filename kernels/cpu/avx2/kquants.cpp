@@ -1,0 +1,450 @@
+// K-quant kernels, AVX2/FMA path (no AVX-512). Same results as kernels/cpu/scalar/kquants.cpp up
+// to float summation order: the integer dot products are exact (maddubs pairs never saturate:
+// |q·qx| ≤ 63·127·2 = 16002 < 32767), and quantize_q8_k is bit-identical (same multiply, same
+// round-half-even).
+//
+// Layouts (../shared/docs/FORMATS.md), 256 elements per super-block:
+//   Q4_K: f16 d, f16 dmin, u8 scales[12], u8 qs[128]; qs[32c + l] holds elements 64c + l (low
+//         nibble) and 64c + 32 + l (high nibble), so one 32-byte load covers a 64-element chunk.
+//   Q5_K: as Q4_K plus qh[32]: bit 2c / 2c + 1 of qh[l] is the fifth bit of those two elements.
+//   Q6_K: per half h, ql[64h + l] / ql[64h + 32 + l] (l < 32) low nibbles hold elements l / l + 32,
+//         high nibbles l + 64 / l + 96; qh[32h + l] bits 0-1, 2-3, 4-5, 6-7 are their top bits.
+//   Q8_K: f32 d, i8 qs[256], i16 bsums[16].
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "core/tensor/fp16.h"
+#include "kernels/cpu/kquants.h"
+
+namespace momentkv::kernels::avx2 {
+namespace {
+
+constexpr int kQk = 256;
+
+struct BlockQ4K {
+  uint16_t d;
+  uint16_t dmin;
+  uint8_t scales[12];
+  uint8_t qs[128];
+};
+static_assert(sizeof(BlockQ4K) == 144);
+
+struct BlockQ5K {
+  uint16_t d;
+  uint16_t dmin;
+  uint8_t scales[12];
+  uint8_t qh[32];
+  uint8_t qs[128];
+};
+static_assert(sizeof(BlockQ5K) == 176);
+
+struct BlockQ6K {
+  uint8_t ql[128];
+  uint8_t qh[64];
+  int8_t scales[16];
+  uint16_t d;
+};
+static_assert(sizeof(BlockQ6K) == 210);
+
+struct BlockQ8K {
+  float d;
+  int8_t qs[256];
+  int16_t bsums[16];
+};
+static_assert(sizeof(BlockQ8K) == 292);
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline int32_t hsum(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
+inline __m256i loadu(const void* p) {
+  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
+
+// The eight 6-bit scales and mins of a Q4_K/Q5_K block, as bytes sc[0..7] and m[0..7].
+// Bytes 0-3 hold sc[0..3] (bits 0-5) and the top bits of sc[4..7]; bytes 4-7 likewise for the
+// mins; bytes 8-11 hold the low nibbles of sc[4..7] and m[4..7].
+struct ScalesMins {
+  uint8_t sc[8];
+  uint8_t m[8];
+};
+
+inline ScalesMins unpack_scales_mins(const uint8_t* packed) {
+  uint32_t w[3];
+  std::memcpy(w, packed, sizeof w);
+  const uint32_t k6 = 0x3f3f3f3fu;
+  const uint32_t k4 = 0x0f0f0f0fu;
+  const uint32_t k_top = 0x30303030u;  // (b >> 6) << 4 == (b >> 2) & 0x30
+  const uint32_t out[4] = {w[0] & k6, (w[2] & k4) | ((w[0] >> 2) & k_top), w[1] & k6,
+                           ((w[2] >> 4) & k4) | ((w[1] >> 2) & k_top)};
+  ScalesMins r;
+  std::memcpy(r.sc, out, 8);
+  std::memcpy(r.m, out + 2, 8);
+  return r;
+}
+
+// 16 × i16 with lanes 2j and 2j+1 equal to m[j]: multiplies bsums so that the madd gives the
+// per-sub-block Σ m[j]·(bsum[2j] + bsum[2j+1]).
+inline __m256i mins_for_bsums(const uint8_t* m) {
+  const __m128i m8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(m));
+  return _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
+}
+
+// Eight consecutive bytes of `v` starting at byte 8·t (t = 0..3), widened to f32.
+inline __m256 bytes_u8_to_ps(__m256i v, int t) {
+  __m128i half = t < 2 ? _mm256_castsi256_si128(v) : _mm256_extracti128_si256(v, 1);
+  if (t % 2 == 1) half = _mm_srli_si128(half, 8);
+  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(half));
+}
+
+inline __m256 bytes_i8_to_ps(__m256i v, int t) {
+  __m128i half = t < 2 ? _mm256_castsi256_si128(v) : _mm256_extracti128_si256(v, 1);
+  if (t % 2 == 1) half = _mm_srli_si128(half, 8);
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(half));
+}
+
+// acc[t] += (a·q − c)·x over 32 elements, q given as 32 unsigned bytes. Four accumulators keep
+// four FMA chains in flight (one chain would be bound by FMA latency, not bandwidth).
+inline void fma_affine_32(__m256i q, float a, float c, const float* x, __m256 acc[4]) {
+  const __m256 va = _mm256_set1_ps(a);
+  const __m256 vc = _mm256_set1_ps(c);
+  for (int t = 0; t < 4; ++t) {
+    const __m256 w = _mm256_fmsub_ps(bytes_u8_to_ps(q, t), va, vc);
+    acc[t] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 8 * t), acc[t]);
+  }
+}
+
+inline float hsum4(const __m256 acc[4]) {
+  return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+}
+
+// The four 32-byte vectors of 6-bit values (0..63) of Q6_K half h: quarter k holds elements
+// 128h + 32k .. +31.
+inline void unpack_q6_half(const BlockQ6K& b, int h, __m256i q[4]) {
+  const __m256i mask4 = _mm256_set1_epi8(0x0f);
+  const __m256i mask_top = _mm256_set1_epi8(0x30);
+  const __m256i ql0 = loadu(b.ql + 64 * h);
+  const __m256i ql1 = loadu(b.ql + 64 * h + 32);
+  const __m256i qh = loadu(b.qh + 32 * h);
+  // Top bits moved to bits 4-5 of each byte; 16-bit shifts are safe after masking.
+  const __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(qh, 4), mask_top);
+  const __m256i h1 = _mm256_and_si256(_mm256_slli_epi16(qh, 2), mask_top);
+  const __m256i h2 = _mm256_and_si256(qh, mask_top);
+  const __m256i h3 = _mm256_and_si256(_mm256_srli_epi16(qh, 2), mask_top);
+  q[0] = _mm256_or_si256(_mm256_and_si256(ql0, mask4), h0);
+  q[1] = _mm256_or_si256(_mm256_and_si256(ql1, mask4), h1);
+  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), mask4), h2);
+  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), mask4), h3);
+}
+
+}  // namespace
+
+// ---- dequantize ----
+
+void dequantize_q4_k(const void* src, float* dst, int64_t n) {
+  const auto* blocks = static_cast<const BlockQ4K*>(src);
+  const __m256i mask4 = _mm256_set1_epi8(0x0f);
+  for (int64_t ib = 0; ib < n / kQk; ++ib) {
+    const BlockQ4K& b = blocks[ib];
+    const float d = fp16_to_fp32(b.d);
+    const float dmin = fp16_to_fp32(b.dmin);
+    const ScalesMins sm = unpack_scales_mins(b.scales);
+    float* y = dst + ib * kQk;
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = loadu(b.qs + 32 * c);
+      const __m256i qn[2] = {_mm256_and_si256(q, mask4),
+                             _mm256_and_si256(_mm256_srli_epi16(q, 4), mask4)};
+      for (int s = 0; s < 2; ++s) {
+        const int j = 2 * c + s;
+        const __m256 va = _mm256_set1_ps(d * sm.sc[j]);
+        const __m256 vc = _mm256_set1_ps(dmin * sm.m[j]);
+        for (int t = 0; t < 4; ++t) {
+          _mm256_storeu_ps(y + 32 * j + 8 * t, _mm256_fmsub_ps(bytes_u8_to_ps(qn[s], t), va, vc));
+        }
+      }
+    }
+  }
+}
+
+void dequantize_q5_k(const void* src, float* dst, int64_t n) {
+  const auto* blocks = static_cast<const BlockQ5K*>(src);
+  const __m256i mask4 = _mm256_set1_epi8(0x0f);
+  const __m256i bit0 = _mm256_set1_epi8(0x01);
+  const __m256i bit1 = _mm256_set1_epi8(0x02);
+  for (int64_t ib = 0; ib < n / kQk; ++ib) {
+    const BlockQ5K& b = blocks[ib];
+    const float d = fp16_to_fp32(b.d);
+    const float dmin = fp16_to_fp32(b.dmin);
+    const ScalesMins sm = unpack_scales_mins(b.scales);
+    float* y = dst + ib * kQk;
+    __m256i qh = loadu(b.qh);  // shifted right by 2 per chunk: bits 0/1 are the fifth bits
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = loadu(b.qs + 32 * c);
+      const __m256i qn[2] = {_mm256_or_si256(_mm256_and_si256(q, mask4),
+                                             _mm256_slli_epi16(_mm256_and_si256(qh, bit0), 4)),
+                             _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), mask4),
+                                             _mm256_slli_epi16(_mm256_and_si256(qh, bit1), 3))};
+      qh = _mm256_srli_epi16(qh, 2);
+      for (int s = 0; s < 2; ++s) {
+        const int j = 2 * c + s;
+        const __m256 va = _mm256_set1_ps(d * sm.sc[j]);
+        const __m256 vc = _mm256_set1_ps(dmin * sm.m[j]);
+        for (int t = 0; t < 4; ++t) {
+          _mm256_storeu_ps(y + 32 * j + 8 * t, _mm256_fmsub_ps(bytes_u8_to_ps(qn[s], t), va, vc));
+        }
+      }
+    }
+  }
+}
+
+void dequantize_q6_k(const void* src, float* dst, int64_t n) {
+  const auto* blocks = static_cast<const BlockQ6K*>(src);
+  const __m256i offset = _mm256_set1_epi8(32);
+  for (int64_t ib = 0; ib < n / kQk; ++ib) {
+    const BlockQ6K& b = blocks[ib];
+    const float d = fp16_to_fp32(b.d);
+    float* y = dst + ib * kQk;
+    for (int h = 0; h < 2; ++h) {
+      __m256i q[4];
+      unpack_q6_half(b, h, q);
+      for (int k = 0; k < 4; ++k) {
+        const __m256i qs = _mm256_sub_epi8(q[k], offset);  // −32..31
+        float* yk = y + 128 * h + 32 * k;
+        for (int t = 0; t < 4; ++t) {
+          const __m256 a = _mm256_set1_ps(d * static_cast<float>(b.scales[8 * h + 2 * k + t / 2]));
+          _mm256_storeu_ps(yk + 8 * t, _mm256_mul_ps(bytes_i8_to_ps(qs, t), a));
+        }
+      }
+    }
+  }
+}
+
+// ---- dot with f32 activations ----
+
+float dot_f32_q4_k(const void* w, const float* x, int64_t n) {
+  const auto* blocks = static_cast<const BlockQ4K*>(w);
+  const __m256i mask4 = _mm256_set1_epi8(0x0f);
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+  for (int64_t ib = 0; ib < n / kQk; ++ib) {
+    const BlockQ4K& b = blocks[ib];
+    const float d = fp16_to_fp32(b.d);
+    const float dmin = fp16_to_fp32(b.dmin);
+    const ScalesMins sm = unpack_scales_mins(b.scales);
+    const float* xb = x + ib * kQk;
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = loadu(b.qs + 32 * c);
+      const int j = 2 * c;
+      fma_affine_32(_mm256_and_si256(q, mask4), d * sm.sc[j], dmin * sm.m[j], xb + 32 * j, acc);
+      fma_affine_32(_mm256_and_si256(_mm256_srli_epi16(q, 4), mask4), d * sm.sc[j + 1],
+                    dmin * sm.m[j + 1], xb + 32 * j + 32, acc);
+    }
+  }
+  return hsum4(acc);
+}
+
+float dot_f32_q5_k(const void* w, const float* x, int64_t n) {
+  const auto* blocks = static_cast<const BlockQ5K*>(w);
+  const __m256i mask4 = _mm256_set1_epi8(0x0f);
+  const __m256i bit0 = _mm256_set1_epi8(0x01);
+  const __m256i bit1 = _mm256_set1_epi8(0x02);
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+  for (int64_t ib = 0; ib < n / kQk; ++ib) {
+    const BlockQ5K& b = blocks[ib];
+    const float d = fp16_to_fp32(b.d);
+    const float dmin = fp16_to_fp32(b.dmin);
+    const ScalesMins sm = unpack_scales_mins(b.scales);
+    const float* xb = x + ib * kQk;
+    __m256i qh = loadu(b.qh);  // shifted right by 2 per chunk: bits 0/1 are the fifth bits
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = loadu(b.qs + 32 * c);
+      const __m256i q_lo = _mm256_or_si256(_mm256_and_si256(q, mask4),
+                                           _mm256_slli_epi16(_mm256_and_si256(qh, bit0), 4));
+      const __m256i q_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), mask4),
+                                           _mm256_slli_epi16(_mm256_and_si256(qh, bit1), 3));
+      qh = _mm256_srli_epi16(qh, 2);
+      const int j = 2 * c;
+      fma_affine_32(q_lo, d * sm.sc[j], dmin * sm.m[j], xb + 32 * j, acc);
+      fma_affine_32(q_hi, d * sm.sc[j + 1], dmin * sm.m[j + 1], xb + 32 * j + 32, acc);
+    }
+  }
+  return hsum4(acc);
+}
+
+float dot_f32_q6_k(const void* w, const float* x, int64_t n) {
+  const auto* blocks = static_cast<const BlockQ6K*>(w);
+  const __m256i offset = _mm256_set1_epi8(32);
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+  for (int64_t ib = 0; ib < n / kQk; ++ib) {
+    const BlockQ6K& b = blocks[ib];
+    const float d = fp16_to_fp32(b.d);
+    const float* xb = x + ib * kQk;
+    for (int h = 0; h < 2; ++h) {
+      __m256i q[4];
+      unpack_q6_half(b, h, q);
+      for (int k = 0; k < 4; ++k) {
+        const __m256i qs = _mm256_sub_epi8(q[k], offset);
+        const float* xk = xb + 128 * h + 32 * k;
+        for (int g = 0; g < 2; ++g) {  // two groups of 16 share one scale each
+          const __m256 a = _mm256_set1_ps(d * static_cast<float>(b.scales[8 * h + 2 * k + g]));
+          __m256 t = _mm256_mul_ps(bytes_i8_to_ps(qs, 2 * g), _mm256_loadu_ps(xk + 16 * g));
+          t = _mm256_fmadd_ps(bytes_i8_to_ps(qs, 2 * g + 1), _mm256_loadu_ps(xk + 16 * g + 8), t);
+          acc[k] = _mm256_fmadd_ps(a, t, acc[k]);
+        }
+      }
+    }
+  }
+  return hsum4(acc);
+}
+
+// ---- Q8_K activations and integer dots ----
+
+void quantize_q8_k(const float* src, void* dst, int64_t n) {
+  auto* blocks = static_cast<BlockQ8K*>(dst);
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  // packs interleaves the 128-bit lanes; this puts the 32 bytes back in element order.
+  const __m256i unshuffle = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t ib = 0; ib < n / kQk; ++ib) {
+    const float* x = src + ib * kQk;
+    BlockQ8K& b = blocks[ib];
+    __m256 vmax = _mm256_setzero_ps();
+    for (int i = 0; i < kQk; i += 8) {
+      vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask));
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float amax = _mm_cvtss_f32(m);
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    b.d = amax / 127.0f;
+    const __m256 vid = _mm256_set1_ps(id);
+    for (int i = 0; i < kQk; i += 32) {
+      __m256i v[4];
+      for (int t = 0; t < 4; ++t) {
+        const __m256 s = _mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * t), vid);
+        v[t] =
+            _mm256_cvtps_epi32(_mm256_round_ps(s, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      }
+      b.bsums[i / 16] = static_cast<int16_t>(hsum(_mm256_add_epi32(v[0], v[1])));
+      b.bsums[i / 16 + 1] = static_cast<int16_t>(hsum(_mm256_add_epi32(v[2], v[3])));
+      const __m256i p16 =
+          _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(b.qs + i),
+                          _mm256_permutevar8x32_epi32(p16, unshuffle));
+    }
+  }
+}
+
+float dot_q8k_q4_k(const void* w, const void* xq, int64_t n) {
+  const auto* wb = static_cast<const BlockQ4K*>(w);
+  const auto* xb = static_cast<const BlockQ8K*>(xq);
+  const __m256i mask4 = _mm256_set1_epi8(0x0f);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t ib = 0; ib < n / kQk; ++ib) {
+    const BlockQ4K& b = wb[ib];
+    const BlockQ8K& a = xb[ib];
+    const ScalesMins sm = unpack_scales_mins(b.scales);
+    const __m256i mins = _mm256_madd_epi16(loadu(a.bsums), mins_for_bsums(sm.m));  // 8 × i32
+    __m256i sum_q = _mm256_setzero_si256();  // 8 × i32 partial Σ sc·q·qx
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = loadu(b.qs + 32 * c);
+      const __m256i q_lo = _mm256_and_si256(q, mask4);
+      const __m256i q_hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask4);
+      const __m256i p_lo = _mm256_maddubs_epi16(q_lo, loadu(a.qs + 64 * c));
+      const __m256i p_hi = _mm256_maddubs_epi16(q_hi, loadu(a.qs + 64 * c + 32));
+      sum_q = _mm256_add_epi32(
+          sum_q, _mm256_madd_epi16(p_lo, _mm256_set1_epi16(static_cast<int16_t>(sm.sc[2 * c]))));
+      sum_q = _mm256_add_epi32(
+          sum_q,
+          _mm256_madd_epi16(p_hi, _mm256_set1_epi16(static_cast<int16_t>(sm.sc[2 * c + 1]))));
+    }
+    const float d = a.d * fp16_to_fp32(b.d);
+    const float dmin = a.d * fp16_to_fp32(b.dmin);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum_q), acc);
+    acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(mins), acc);
+  }
+  return hsum(acc);
+}
+
+float dot_q8k_q5_k(const void* w, const void* xq, int64_t n) {
+  const auto* wb = static_cast<const BlockQ5K*>(w);
+  const auto* xb = static_cast<const BlockQ8K*>(xq);
+  const __m256i mask4 = _mm256_set1_epi8(0x0f);
+  const __m256i bit0 = _mm256_set1_epi8(0x01);
+  const __m256i bit1 = _mm256_set1_epi8(0x02);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t ib = 0; ib < n / kQk; ++ib) {
+    const BlockQ5K& b = wb[ib];
+    const BlockQ8K& a = xb[ib];
+    const ScalesMins sm = unpack_scales_mins(b.scales);
+    const __m256i mins = _mm256_madd_epi16(loadu(a.bsums), mins_for_bsums(sm.m));
+    __m256i qh = loadu(b.qh);  // shifted right by 2 per chunk: bits 0/1 are the fifth bits
+    __m256i sum_q = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = loadu(b.qs + 32 * c);
+      const __m256i q_lo = _mm256_or_si256(_mm256_and_si256(q, mask4),
+                                           _mm256_slli_epi16(_mm256_and_si256(qh, bit0), 4));
+      const __m256i q_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), mask4),
+                                           _mm256_slli_epi16(_mm256_and_si256(qh, bit1), 3));
+      qh = _mm256_srli_epi16(qh, 2);
+      const __m256i p_lo = _mm256_maddubs_epi16(q_lo, loadu(a.qs + 64 * c));
+      const __m256i p_hi = _mm256_maddubs_epi16(q_hi, loadu(a.qs + 64 * c + 32));
+      sum_q = _mm256_add_epi32(
+          sum_q, _mm256_madd_epi16(p_lo, _mm256_set1_epi16(static_cast<int16_t>(sm.sc[2 * c]))));
+      sum_q = _mm256_add_epi32(
+          sum_q,
+          _mm256_madd_epi16(p_hi, _mm256_set1_epi16(static_cast<int16_t>(sm.sc[2 * c + 1]))));
+    }
+    const float d = a.d * fp16_to_fp32(b.d);
+    const float dmin = a.d * fp16_to_fp32(b.dmin);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum_q), acc);
+    acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(mins), acc);
+  }
+  return hsum(acc);
+}
+
+float dot_q8k_q6_k(const void* w, const void* xq, int64_t n) {
+  const auto* wb = static_cast<const BlockQ6K*>(w);
+  const auto* xb = static_cast<const BlockQ8K*>(xq);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t ib = 0; ib < n / kQk; ++ib) {
+    const BlockQ6K& b = wb[ib];
+    const BlockQ8K& a = xb[ib];
+    const __m256i scales16 =
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+    // Σ_g scale[g]·bsum[g]: the −32 offset of every q, applied once per block.
+    const __m256i offset = _mm256_madd_epi16(scales16, loadu(a.bsums));
+    __m256i sum_q = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      __m256i q[4];
+      unpack_q6_half(b, h, q);
+      for (int k = 0; k < 4; ++k) {
+        const int g = 8 * h + 2 * k;  // groups g (bytes 0-15) and g + 1 (bytes 16-31)
+        const __m256i sc =
+            _mm256_set_m128i(_mm_set1_epi16(b.scales[g + 1]), _mm_set1_epi16(b.scales[g]));
+        const __m256i p = _mm256_maddubs_epi16(q[k], loadu(a.qs + 128 * h + 32 * k));
+        sum_q = _mm256_add_epi32(sum_q, _mm256_madd_epi16(p, sc));
+      }
+    }
+    sum_q = _mm256_sub_epi32(sum_q, _mm256_slli_epi32(offset, 5));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(a.d * fp16_to_fp32(b.d)), _mm256_cvtepi32_ps(sum_q), acc);
+  }
+  return hsum(acc);
+}
+
+}  // namespace momentkv::kernels::avx2

@@ -1,0 +1,16 @@
+// The momentkv subcommands. Each takes the arguments after its name and returns the exit status
+// (0 ok, 1 failure, 2 usage error).
+#pragma once
+
+namespace momentkv::tools {
+
+int cmd_run(int argc, char** argv);
+int cmd_tokenize(int argc, char** argv);
+int cmd_info(int argc, char** argv);
+int cmd_convert(int argc, char** argv);
+int cmd_quantize(int argc, char** argv);
+int cmd_synth(int argc, char** argv);
+int cmd_perplexity(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
+
+}  // namespace momentkv::tools

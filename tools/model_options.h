@@ -1,0 +1,33 @@
+// Options every model-running subcommand shares: the model path (-m, else $MOMENTKV_MODEL, else
+// the stories260K test model in ../shared/models), threads (-t), context (-c), batch (-b) and the
+// matmul precision (--exact).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/engine/engine.h"
+#include "core/model/model.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "tools/args.h"
+
+namespace momentkv::tools {
+
+struct ModelOptions {
+  std::string model_path;
+  int threads = 0;  // 0: all CPUs
+  int32_t n_ctx = 0;
+  int32_t n_batch = 64;
+  bool exact = false;
+
+  // Registers -m, -t, -c, -b, --exact on `p`.
+  void add_to(ArgParser& p);
+  // The model path after defaults: -m, $MOMENTKV_MODEL, or the bundled test model.
+  std::string resolved_model_path() const;
+  EngineOptions engine_options() const;
+};
+
+// The default model: $MOMENTKV_MODEL or ../shared/models/stories260K/stories260K.gguf.
+std::string default_model_path();
+
+}  // namespace momentkv::tools
