@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "core/util/error.h"
 #include "kernels/cpu/matmul.h"
 
 namespace momentkv::kernels {
@@ -20,6 +21,11 @@ void CpuBackend::matmul(const WeightView& w, const float* x, int64_t n_tokens, f
 }
 
 void CpuBackend::get_rows(const WeightView& w, const int32_t* ids, int64_t n_ids, float* out) {
+  for (int64_t k = 0; k < n_ids; ++k) {
+    check(ids[k] >= 0 && ids[k] < w.n_out, "row " + std::to_string(ids[k]) + " of '" + w.name +
+                                               "' is out of range [0, " + std::to_string(w.n_out) +
+                                               ")");
+  }
   kernels::get_rows(w.type, w.data, w.n_in, ids, n_ids, out);
 }
 

@@ -1,0 +1,117 @@
+// matmul: one dot product per (token, output row). Output rows are cut into chunks that the
+// pool's threads take from a shared counter, so a thread that the OS pre-empts (the machine is
+// shared) only delays the chunk it holds. For a batch of tokens a chunk is a tile of ~kTileBytes
+// of weights and every token runs over the tile before moving on, so a weight row comes from
+// memory once per call and from cache for the other tokens. Every output is computed by the same
+// dot call whatever the thread count or batch, so results are bit-identical across both.
+#include "kernels/cpu/matmul.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "core/util/error.h"
+#include "kernels/cpu/type_kernels.h"
+
+namespace momentkv::kernels {
+
+namespace {
+
+constexpr int64_t kTileBytes = 32 * 1024;  // weights per tile: a comfortable fit in L1/L2
+constexpr int64_t kDecodeChunkRows = 64;   // rows per chunk for one token (~70 KB of Q4_0 at 2048)
+
+uint64_t checked_row_bytes(GgmlType t, int64_t n) {
+  const auto bytes = row_bytes(t, static_cast<uint64_t>(n));
+  check(bytes.has_value(), "row of " + std::to_string(n) + " elements is not a whole number of " +
+                               type_name(t) + " blocks");
+  return *bytes;
+}
+
+// Quantized activation rows of the calling thread, reused across calls.
+std::vector<std::byte>& act_scratch() {
+  thread_local std::vector<std::byte> buffer;
+  return buffer;
+}
+
+// Rows [row_begin, row_end) of y for all tokens; Dot(w_row, act_row) -> float.
+template <typename Dot>
+void matmul_rows(const Dot& dot, const std::byte* w, uint64_t w_stride, const std::byte* act,
+                 uint64_t act_stride, int64_t n_out, int64_t n_tokens, float* y, int64_t row_begin,
+                 int64_t row_end) {
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const std::byte* a = act + t * act_stride;
+    float* yt = y + t * n_out;
+    for (int64_t o = row_begin; o < row_end; ++o) yt[o] = dot(w + o * w_stride, a);
+  }
+}
+
+// All of y, chunks of rows shared out dynamically across the pool.
+template <typename Dot>
+void matmul_parallel(ThreadPool& pool, const Dot& dot, const std::byte* w, uint64_t w_stride,
+                     const std::byte* act, uint64_t act_stride, int64_t n_out, int64_t n_tokens,
+                     float* y) {
+  const int64_t chunk = n_tokens == 1
+                            ? kDecodeChunkRows
+                            : std::max<int64_t>(1, kTileBytes / static_cast<int64_t>(w_stride));
+  const int64_t n_chunks = (n_out + chunk - 1) / chunk;
+  std::atomic<int64_t> next{0};
+  pool.parallel_for(std::min<int64_t>(pool.size(), n_chunks), [&](int64_t, int64_t) {
+    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks;
+         c = next.fetch_add(1, std::memory_order_relaxed)) {
+      matmul_rows(dot, w, w_stride, act, act_stride, n_out, n_tokens, y, c * chunk,
+                  std::min(n_out, (c + 1) * chunk));
+    }
+  });
+}
+
+}  // namespace
+
+void matmul(ThreadPool& pool, GgmlType w_type, const void* w, int64_t n_in, int64_t n_out,
+            const float* x, int64_t n_tokens, float* y, MatmulMode mode) {
+  check(n_in > 0 && n_out >= 0 && n_tokens >= 0, "matmul shape n_in=" + std::to_string(n_in) +
+                                                     " n_out=" + std::to_string(n_out) +
+                                                     " n_tokens=" + std::to_string(n_tokens));
+  const TypeKernels& k = type_kernels(w_type);
+  const uint64_t w_stride = checked_row_bytes(w_type, n_in);
+  if (n_out == 0 || n_tokens == 0) return;
+  const auto* wb = static_cast<const std::byte*>(w);
+
+  if (mode == MatmulMode::kExact || k.quantize_act == nullptr) {
+    // F32 activations; for float weight types kFast is this path too.
+    const auto* xb = reinterpret_cast<const std::byte*>(x);
+    const uint64_t x_stride = static_cast<uint64_t>(n_in) * sizeof(float);
+    auto dot = [f = k.dot_f32, n_in](const std::byte* row, const std::byte* a) {
+      return f(row, reinterpret_cast<const float*>(a), n_in);
+    };
+    matmul_parallel(pool, dot, wb, w_stride, xb, x_stride, n_out, n_tokens, y);
+    return;
+  }
+
+  const uint64_t act_stride = checked_row_bytes(k.act_type, n_in);
+  std::vector<std::byte>& scratch = act_scratch();
+  const size_t act_bytes = static_cast<size_t>(act_stride * static_cast<uint64_t>(n_tokens));
+  if (scratch.size() < act_bytes) scratch.resize(act_bytes);
+  std::byte* act = scratch.data();
+  pool.parallel_for(n_tokens, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) k.quantize_act(x + t * n_in, act + t * act_stride, n_in);
+  });
+  auto dot = [f = k.dot_act, n_in](const std::byte* row, const std::byte* a) {
+    return f(row, a, n_in);
+  };
+  matmul_parallel(pool, dot, wb, w_stride, act, act_stride, n_out, n_tokens, y);
+}
+
+void get_rows(GgmlType t, const void* w, int64_t n_in, const int32_t* ids, int64_t n_ids,
+              float* out) {
+  const TypeKernels& k = type_kernels(t);
+  const uint64_t stride = checked_row_bytes(t, n_in);
+  const auto* wb = static_cast<const std::byte*>(w);
+  for (int64_t i = 0; i < n_ids; ++i) {
+    check(ids[i] >= 0, "get_rows: negative row id " + std::to_string(ids[i]));
+    k.dequantize(wb + static_cast<uint64_t>(ids[i]) * stride, out + i * n_in, n_in);
+  }
+}
+
+}  // namespace momentkv::kernels
