@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "core/util/error.h"
 
@@ -14,6 +13,11 @@ int32_t resolve_ctx(const ModelConfig& c, int32_t n_ctx) {
   check(n > 0, "invalid context size " + std::to_string(n_ctx));
   return n;
 }
+int32_t resolve_max_prompt(int32_t n_ctx, const EngineOptions& o) {
+  if (o.max_prompt > 0) return o.max_prompt;
+  if (o.kv.decode_budget == 0) return n_ctx;
+  return std::max(1, n_ctx - o.kv.decode_budget);
+}
 size_t sz(int64_t a, int64_t b) {
   return static_cast<size_t>(a) * static_cast<size_t>(b);
 }
@@ -24,8 +28,10 @@ Engine::Engine(const Model& model, Backend& backend, EngineOptions options)
       backend_(backend),
       options_(options),
       rope_(model.config(), model.rope_freq_factors()),
-      kv_(model.config().n_layer, model.config().n_embd_kv(),
-          resolve_ctx(model.config(), options.n_ctx)) {
+      n_ctx_(resolve_ctx(model.config(), options.n_ctx)),
+      max_prompt_(resolve_max_prompt(n_ctx_, options)),
+      kv_(model.config().n_layer, model.config().n_head_kv, model.config().head_dim, max_prompt_,
+          options.kv) {
   const ModelConfig& c = model.config();
   options_.n_batch = std::clamp(options_.n_batch, 1, 4096);
   const int64_t b = options_.n_batch;
@@ -39,6 +45,7 @@ Engine::Engine(const Model& model, Backend& backend, EngineOptions options)
   up_.resize(sz(b, c.n_ff));
   rope_cs_.resize(sz(b, 2 * rope_.n_pairs()));
   positions_.resize(static_cast<size_t>(b));
+  logits_.reserve(static_cast<size_t>(c.n_vocab));
 }
 
 void Engine::reset() {
@@ -47,37 +54,53 @@ void Engine::reset() {
 }
 
 uint64_t Engine::state_bytes() const {
-  uint64_t s = kv_.bytes();
+  uint64_t s = kv_.storage().bytes();
   for (const auto* v : {&x_, &xn_, &q_, &k_, &v_, &attn_, &gate_, &up_, &rope_cs_, &logits_}) {
     s += v->capacity() * sizeof(float);
   }
   return s;
 }
 
-std::span<const float> Engine::eval(std::span<const int32_t> tokens, bool all_logits) {
+bool Engine::can_eval(int32_t n, Region region) const {
+  if (n_ctx_ - n_past_ < n) return false;
+  if (region == Region::kPrefill) return kv_.can_append(n, region);
+  // Generated tokens go one forward pass at a time when the policy evicts.
+  return kv_.can_append(n, region);
+}
+
+std::span<const float> Engine::eval(std::span<const int32_t> tokens, bool all_logits,
+                                    Region region) {
   const int32_t n = static_cast<int32_t>(tokens.size());
   check(n > 0, "eval: no tokens");
-  check(static_cast<int64_t>(n_past_) + n <= kv_.capacity(),
+  check(static_cast<int64_t>(n_past_) + n <= n_ctx_,
         "context full: " + std::to_string(n_past_) + " + " + std::to_string(n) +
-            " tokens exceed the context of " + std::to_string(kv_.capacity()));
+            " tokens exceed the context of " + std::to_string(n_ctx_));
+  check(kv_.can_append(n, region), "KV cache full: " + std::to_string(n) +
+                                       (region == Region::kPrefill ? " prompt" : " generated") +
+                                       " tokens do not fit (" + std::to_string(max_prompt_) +
+                                       " prompt tokens and a decode budget of " +
+                                       std::to_string(kv_.config().decode_budget) + " reserved)");
   for (int32_t t : tokens) {
     check(t >= 0 && t < n_vocab(), "token id " + std::to_string(t) + " is out of range [0, " +
                                        std::to_string(n_vocab()) + ")");
   }
   const size_t nv = static_cast<size_t>(n_vocab());
   logits_.resize(all_logits ? nv * static_cast<size_t>(n) : nv);
+  // Evicting policies make room after every forward pass, so generated tokens go one at a time.
+  const int32_t batch = region == Region::kDecode && kv_.config().evicts() ? 1 : options_.n_batch;
   for (int32_t done = 0; done < n;) {
-    const int32_t chunk = std::min(options_.n_batch, n - done);
+    const int32_t chunk = std::min(batch, n - done);
     const bool last = done + chunk == n;
     float* out = all_logits ? logits_.data() + nv * static_cast<size_t>(done)
                             : (last ? logits_.data() : nullptr);
-    forward(tokens.data() + done, chunk, all_logits, out);
+    forward(tokens.data() + done, chunk, all_logits, out, region);
     done += chunk;
   }
   return logits_;
 }
 
-void Engine::forward(const int32_t* tokens, int32_t n, bool all_logits, float* logits) {
+void Engine::forward(const int32_t* tokens, int32_t n, bool all_logits, float* logits,
+                     Region region) {
   const ModelConfig& c = model_.config();
   const int32_t hd = c.head_dim;
   const int32_t n_cs = 2 * rope_.n_pairs();
@@ -86,8 +109,21 @@ void Engine::forward(const int32_t* tokens, int32_t n, bool all_logits, float* l
     rope_.angles(n_past_ + i, rope_cs_.data() + sz(i, n_cs));
   }
   backend_.get_rows(model_.token_embd(), tokens, n, x_.data());
-  const int32_t first_cell = kv_.append(positions_.data(), n);
+  kv_.append(positions_.data(), n, region);
+  const bool decode_step = region == Region::kDecode;
   const MatmulPrecision prec = options_.precision;
+
+  AttentionArgs attn;
+  attn.n_tokens = n;
+  attn.n_head = c.n_head;
+  attn.n_head_kv = c.n_head_kv;
+  attn.head_dim = hd;
+  attn.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  attn.q = q_.data();
+  attn.q_pos = positions_.data();
+  attn.out = attn_.data();
+  attn.kv = &kv_.storage();
+  attn.attn_stride = kv_.stats_stride();
 
   for (int32_t l = 0; l < c.n_layer; ++l) {
     const LayerWeights& w = model_.layer(l);
@@ -109,11 +145,18 @@ void Engine::forward(const int32_t* tokens, int32_t n, bool all_logits, float* l
       }
       const float* cs = rope_cs_.data() + sz(i, n_cs);
       for (int32_t h = 0; h < c.n_head; ++h) rope_.apply(q + sz(h, hd), cs);
-      for (int32_t h = 0; h < c.n_head_kv; ++h) rope_.apply(k + sz(h, hd), cs);
-      std::copy(k, k + c.n_embd_kv(), kv_.k(l, first_cell + i));
-      std::copy(v, v + c.n_embd_kv(), kv_.v(l, first_cell + i));
+      for (int32_t h = 0; h < c.n_head_kv; ++h) {
+        rope_.apply(k + sz(h, hd), cs);
+        kv_.storage().write(KvCache::lane_index(l, h, c.n_head_kv), kv_.appended_slot(l, h, i),
+                            k + sz(h, hd), v + sz(h, hd));
+      }
     }
-    attention(l, n, first_cell);
+    attn.layer = l;
+    attn.lanes = &kv_.cells(l, 0);
+    attn.attn_sum = kv_.begin_layer_stats(decode_step);
+    backend_.attention(attn);
+    kv_.after_attention(l, c.n_head / c.n_head_kv, n, decode_step);
+
     backend_.matmul(w.wo, attn_.data(), n, xn_.data(), prec);
     for (size_t j = 0; j < sz(n, c.n_embd); ++j) x_[j] += xn_[j];
 
@@ -128,6 +171,7 @@ void Engine::forward(const int32_t* tokens, int32_t n, bool all_logits, float* l
     for (size_t j = 0; j < sz(n, c.n_embd); ++j) x_[j] += xn_[j];
   }
   n_past_ += n;
+  if (check_invariants_) kv_.check_invariants();
 
   if (!logits) return;
   const int32_t first = all_logits ? 0 : n - 1;
@@ -137,53 +181,6 @@ void Engine::forward(const int32_t* tokens, int32_t n, bool all_logits, float* l
                   xn_.data() + sz(i - first, c.n_embd));
   }
   backend_.matmul(model_.output(), xn_.data(), rows, logits, options_.precision);
-}
-
-void Engine::attention(int32_t layer, int32_t n, int32_t first_cell) {
-  const ModelConfig& c = model_.config();
-  const int32_t hd = c.head_dim;
-  const int32_t group = c.n_head / c.n_head_kv;
-  const int32_t n_cells = first_cell + n;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  backend_.parallel_for(static_cast<int64_t>(n) * c.n_head, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> scores;
-    if (scores.size() < static_cast<size_t>(n_cells)) scores.resize(static_cast<size_t>(n_cells));
-    for (int64_t item = begin; item < end; ++item) {
-      const int32_t i = static_cast<int32_t>(item / c.n_head);
-      const int32_t h = static_cast<int32_t>(item % c.n_head);
-      const int32_t kvh = h / group;
-      const int32_t qpos = positions_[static_cast<size_t>(i)];
-      const float* q = q_.data() + sz(i, c.n_embd_q()) + sz(h, hd);
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int32_t cell = 0; cell < n_cells; ++cell) {
-        if (kv_.pos(cell) > qpos) {
-          scores[static_cast<size_t>(cell)] = -std::numeric_limits<float>::infinity();
-          continue;
-        }
-        const float* k = kv_.k(layer, cell) + sz(kvh, hd);
-        float dot = 0.0f;
-        for (int32_t d = 0; d < hd; ++d) dot += q[d] * k[d];
-        dot *= scale;
-        scores[static_cast<size_t>(cell)] = dot;
-        mx = std::max(mx, dot);
-      }
-      float sum = 0.0f;
-      for (int32_t cell = 0; cell < n_cells; ++cell) {
-        float& s = scores[static_cast<size_t>(cell)];
-        s = std::exp(s - mx);
-        sum += s;
-      }
-      float* out = attn_.data() + sz(i, c.n_embd_q()) + sz(h, hd);
-      std::fill(out, out + hd, 0.0f);
-      const float inv = 1.0f / sum;
-      for (int32_t cell = 0; cell < n_cells; ++cell) {
-        const float p = scores[static_cast<size_t>(cell)] * inv;
-        if (p == 0.0f) continue;
-        const float* v = kv_.v(layer, cell) + sz(kvh, hd);
-        for (int32_t d = 0; d < hd; ++d) out[d] += p * v[d];
-      }
-    }
-  });
 }
 
 }  // namespace momentkv

@@ -8,45 +8,71 @@
 
 #include "core/engine/backend.h"
 #include "core/kv/kv_cache.h"
+#include "core/kv/kv_config.h"
 #include "core/model/model.h"
 #include "core/model/ops.h"
 
 namespace momentkv {
 
 struct EngineOptions {
-  int32_t n_ctx = 0;     // KV capacity in tokens; 0 = the model's trained context
+  // Positions allowed: 0 = the model's trained context. Past it RoPE keeps using the true
+  // position, which models were not trained on; the caller must opt in with a larger n_ctx.
+  int32_t n_ctx = 0;
+  // Prompt tokens the KV cache reserves. 0: n_ctx when kv.decode_budget is 0 (one plain cache
+  // of n_ctx tokens shared by prompt and generation), else n_ctx - kv.decode_budget.
+  int32_t max_prompt = 0;
   int32_t n_batch = 64;  // prompt tokens per forward pass
   MatmulPrecision precision = MatmulPrecision::kFast;
+  KvConfig kv = plain_kv();
+
+  // A cache that never evicts, in f32 (the reference configuration).
+  static KvConfig plain_kv() {
+    KvConfig c;
+    c.policy = "full";
+    c.decode_budget = 0;
+    c.type = KvType::kF32;
+    return c;
+  }
 };
 
 class Engine {
  public:
   Engine(const Model& model, Backend& backend, EngineOptions options);
 
-  // Feeds `tokens` at positions n_past()..n_past()+n-1. Returns the logits of the last token
-  // ([n_vocab]), or of every token ([n][n_vocab]) when all_logits. Throws Error if the context
-  // would overflow or a token id is out of range.
-  std::span<const float> eval(std::span<const int32_t> tokens, bool all_logits = false);
+  // Feeds `tokens` at positions n_past()..n_past()+n-1, as prompt (prefill region) or generated
+  // (decode region) tokens. Returns the logits of the last token ([n_vocab]), or of every token
+  // ([n][n_vocab]) when all_logits. Throws Error if the positions or the cache would overflow or a
+  // token id is out of range; check can_eval() first to stop cleanly.
+  std::span<const float> eval(std::span<const int32_t> tokens, bool all_logits = false,
+                              Region region = Region::kPrefill);
+  // Whether n more tokens of `region` fit (positions and KV cache).
+  bool can_eval(int32_t n, Region region) const;
 
   int32_t n_past() const { return n_past_; }
-  int32_t n_ctx() const { return kv_.capacity(); }
+  int32_t n_ctx() const { return n_ctx_; }
+  int32_t max_prompt() const { return max_prompt_; }
   int32_t n_vocab() const { return model_.config().n_vocab; }
   void reset();
   const Model& model() const { return model_; }
   const KvCache& kv() const { return kv_; }
+  KvCache& kv() { return kv_; }
+  // Checks the KV cache invariants after every forward pass (tests).
+  void set_check_invariants(bool on) { check_invariants_ = on; }
   // Bytes of scratch buffers and KV cache this engine holds.
   uint64_t state_bytes() const;
 
  private:
-  void forward(const int32_t* tokens, int32_t n, bool all_logits, float* logits);
-  void attention(int32_t layer, int32_t n, int32_t first_cell);
+  void forward(const int32_t* tokens, int32_t n, bool all_logits, float* logits, Region region);
 
   const Model& model_;
   Backend& backend_;
   EngineOptions options_;
   ops::Rope rope_;
+  int32_t n_ctx_;
+  int32_t max_prompt_;
   KvCache kv_;
   int32_t n_past_ = 0;
+  bool check_invariants_ = false;
   // Scratch, sized for n_batch tokens.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, rope_cs_, scores_, logits_;
   std::vector<int32_t> positions_;

@@ -30,10 +30,12 @@ GenerationResult Generator::generate(const GenerationRequest& req,
   GenerationResult r;
   r.prompt_ids = tokenizer_.encode(req.prompt, req.add_special, req.parse_special);
   check(!r.prompt_ids.empty(), "the prompt is empty");
-  check(static_cast<int64_t>(r.prompt_ids.size()) < engine_.n_ctx(),
-        "the prompt has " + std::to_string(r.prompt_ids.size()) +
-            " tokens, which does not fit the context of " + std::to_string(engine_.n_ctx()));
   engine_.reset();
+  check(engine_.can_eval(static_cast<int32_t>(r.prompt_ids.size()), Region::kPrefill) &&
+            static_cast<int64_t>(r.prompt_ids.size()) < engine_.n_ctx(),
+        "the prompt has " + std::to_string(r.prompt_ids.size()) +
+            " tokens, which does not fit (context " + std::to_string(engine_.n_ctx()) +
+            ", prompt reservation " + std::to_string(engine_.max_prompt()) + ")");
   Sampler sampler(req.sampling);
   r.seed = sampler.seed();
   for (int32_t id : r.prompt_ids) sampler.accept(id);
@@ -79,14 +81,15 @@ GenerationResult Generator::generate(const GenerationRequest& req,
       r.finish_reason = "cancelled";
       break;
     }
-    if (engine_.n_past() >= engine_.n_ctx()) break;  // context full: "length"
     if (max_tokens >= 0 && static_cast<int32_t>(r.ids.size()) >= max_tokens) break;
+    if (!engine_.can_eval(1, Region::kDecode)) break;  // context or KV budget full: "length"
     const int32_t one[1] = {id};
-    logits = engine_.eval(one);
+    logits = engine_.eval(one, false, Region::kDecode);
   }
   if (r.ids.empty() && r.timings.prompt_ms == 0.0) r.timings.prompt_ms = ms_since(t0);
   r.timings.decode_ms = r.ids.empty() ? 0.0 : ms_since(t_decode);
   r.timings.n_generated = static_cast<int32_t>(r.ids.size());
+  r.kv = engine_.kv().stats();
   if (!cancelled) emit(r.text.size());
   return r;
 }

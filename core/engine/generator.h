@@ -37,6 +37,7 @@ struct GenerationResult {
   std::string text;           // generated text (a stop string and what follows are cut)
   std::string finish_reason;  // "stop" (EOG or stop string), "length", or "cancelled"
   uint64_t seed = 0;          // the sampler's seed (the one picked when none was given)
+  KvStats kv;                 // what compression did
   GenerationTimings timings;
 };
 

@@ -1,43 +1,100 @@
-// Per-sequence KV storage: K and V for every layer and cell, preallocated once, with the position
-// each cell holds. Keys are stored after RoPE. (Eviction policies build on this in core/kv/.)
+// The KV cache of one sequence: storage (preallocated rows) + cells (bookkeeping per lane) +
+// policy (decides evictions). The engine appends tokens, runs each layer's attention over the
+// lanes, then calls after_attention(), which lets the policy observe and plan and applies the
+// plan by swap-with-last compaction.
 #pragma once
 
-#include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <vector>
+
+#include "core/kv/kv_cells.h"
+#include "core/kv/kv_config.h"
+#include "core/kv/kv_policy.h"
+#include "core/kv/kv_storage.h"
 
 namespace momentkv {
 
+// What compression did to one generation (ready-made telemetry).
+struct KvStats {
+  int64_t evicted = 0;         // tokens evicted, summed over layers (per lane count for kv_head)
+  int64_t evicted_tokens = 0;  // evictions in layer 0, lane 0: generated tokens dropped
+  int32_t resident_peak = 0;   // most slots occupied in any lane
+  uint64_t kv_bytes = 0;       // bytes reserved for K and V
+  bool context_altered() const { return evicted > 0; }
+};
+
 class KvCache {
  public:
-  // Storage for `capacity` cells of n_layer × n_embd_kv f32 values each, for K and for V.
-  KvCache(int32_t n_layer, int32_t n_embd_kv, int32_t capacity);
+  // A cache for a prompt of up to `max_prompt` tokens plus the decode region of `config`.
+  KvCache(int32_t n_layer, int32_t n_head_kv, int32_t head_dim, int32_t max_prompt,
+          const KvConfig& config);
 
+  // Bytes a cache of this shape reserves (K and V rows; bookkeeping not included).
+  static uint64_t bytes_needed(int32_t n_layer, int32_t n_head_kv, int32_t head_dim,
+                               int32_t max_prompt, const KvConfig& config);
+  // Slots per lane for a prompt of max_prompt tokens: prompt + budget (+1 when evicting, for the
+  // newcomer that is written before the eviction).
+  static int32_t lane_capacity(int32_t max_prompt, const KvConfig& config);
+
+  const KvConfig& config() const { return config_; }
+  KvPolicy& policy() { return *policy_; }
+  int32_t n_layer() const { return n_layer_; }
+  int32_t n_head_kv() const { return n_head_kv_; }
   int32_t capacity() const { return capacity_; }
-  int32_t n_used() const { return n_used_; }
-  int32_t n_embd_kv() const { return n_embd_kv_; }
-  uint64_t bytes() const { return (k_.size() + v_.size()) * sizeof(float); }
+  KvStorage& storage() { return storage_; }
+  const KvStorage& storage() const { return storage_; }
+  KvCells& cells(int32_t layer, int32_t kv_head) { return lanes_[lane(layer, kv_head)]; }
+  const KvCells& cells(int32_t layer, int32_t kv_head) const {
+    return lanes_[lane(layer, kv_head)];
+  }
+  static int32_t lane_index(int32_t layer, int32_t kv_head, int32_t n_head_kv) {
+    return layer * n_head_kv + kv_head;
+  }
 
-  // Appends n cells with positions pos[0..n); returns the index of the first. Precondition:
-  // n_used() + n <= capacity().
-  int32_t append(const int32_t* pos, int32_t n);
-  void clear() { n_used_ = 0; }
+  // Whether n more tokens of `region` fit: prompt tokens up to max_prompt; generated tokens up to
+  // the budget for `full` (evicting policies always have room).
+  bool can_append(int32_t n, Region region) const;
+  // Adds n tokens at positions pos[0..n) to every lane (slots at the end of each lane).
+  void append(const int32_t* pos, int32_t n, Region region);
+  // Slot of the i-th token added by the last append() in lane (layer, kv_head).
+  int32_t appended_slot(int32_t layer, int32_t kv_head, int32_t i) const;
 
-  // [n_embd_kv] row of cell `cell` in layer `layer`.
-  float* k(int32_t layer, int32_t cell) { return k_.data() + offset(layer, cell); }
-  float* v(int32_t layer, int32_t cell) { return v_.data() + offset(layer, cell); }
-  const float* k(int32_t layer, int32_t cell) const { return k_.data() + offset(layer, cell); }
-  const float* v(int32_t layer, int32_t cell) const { return v_.data() + offset(layer, cell); }
-  int32_t pos(int32_t cell) const { return pos_[static_cast<size_t>(cell)]; }
+  // Attention statistics buffer for one layer: [n_head_kv][capacity], zeroed; the attention
+  // kernel adds probabilities into it. Null when the policy does not use attention.
+  float* begin_layer_stats(bool decode_step);
+  int32_t stats_stride() const { return capacity_; }
+  // After layer `layer`'s attention: observe (decode steps), plan and apply evictions.
+  void after_attention(int32_t layer, int32_t heads_per_lane, int32_t n_queries, bool decode_step);
+  // Marks the end of the prompt: the unified limit is prompt tokens + budget from here on.
+  void end_prompt();
+
+  int64_t step() const { return step_; }
+  const KvStats& stats() const { return stats_; }
+  void clear();
+  // Throws Error when storage and bookkeeping disagree or an invariant is broken.
+  void check_invariants() const;
 
  private:
-  size_t offset(int32_t layer, int32_t cell) const {
-    return (static_cast<size_t>(layer) * capacity_ + static_cast<size_t>(cell)) * n_embd_kv_;
+  size_t lane(int32_t layer, int32_t kv_head) const {
+    return static_cast<size_t>(lane_index(layer, kv_head, n_head_kv_));
   }
-  int32_t n_layer_, n_embd_kv_, capacity_;
-  int32_t n_used_ = 0;
-  std::vector<float> k_, v_;  // [n_layer][capacity][n_embd_kv]
-  std::vector<int32_t> pos_;  // [capacity]
+  void apply(int32_t layer, const EvictionPlan& plan);
+
+  KvConfig config_;
+  int32_t n_layer_, n_head_kv_, head_dim_, max_prompt_, capacity_;
+  std::unique_ptr<KvPolicy> policy_;
+  KvStorage storage_;
+  std::vector<KvCells> lanes_;    // [n_layer * n_head_kv]
+  std::vector<float> stats_buf_;  // [n_head_kv][capacity]
+  EvictionPlan plan_;
+  std::vector<int32_t> sorted_;
+  int64_t step_ = 0;
+  int32_t prompt_tokens_ = 0;
+  int32_t newest_pos_ = 0;
+  int32_t n_last_append_ = 0;
+  KvStats stats_;
 };
 
 }  // namespace momentkv

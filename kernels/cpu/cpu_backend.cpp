@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "core/util/error.h"
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/matmul.h"
 
 namespace momentkv::kernels {
@@ -27,6 +28,10 @@ void CpuBackend::get_rows(const WeightView& w, const int32_t* ids, int64_t n_ids
                                                ")");
   }
   kernels::get_rows(w.type, w.data, w.n_in, ids, n_ids, out);
+}
+
+void CpuBackend::attention(const AttentionArgs& args) {
+  kernels::attention(pool_, args);
 }
 
 void CpuBackend::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {

@@ -18,6 +18,7 @@ class CpuBackend final : public Backend {
   void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y,
               MatmulPrecision precision) override;
   void get_rows(const WeightView& w, const int32_t* ids, int64_t n_ids, float* out) override;
+  void attention(const AttentionArgs& args) override;
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) override;
   ThreadPool& pool() { return pool_; }
 

@@ -1,0 +1,68 @@
+#include "core/kv/kv_cells.h"
+
+#include <cmath>
+#include <unordered_set>
+
+#include "core/util/error.h"
+
+namespace momentkv {
+
+KvCells::KvCells(int32_t capacity)
+    : capacity_(capacity),
+      pos_(idx(capacity), -1),
+      region_(idx(capacity), Region::kPrefill),
+      birth_(idx(capacity), 0),
+      score_(idx(capacity), 0.0f) {}
+
+int32_t KvCells::add(int32_t pos, Region region, int64_t step) {
+  check(n_used_ < capacity_, "KV lane full: " + std::to_string(capacity_) + " slots");
+  const int32_t s = n_used_++;
+  pos_[idx(s)] = pos;
+  region_[idx(s)] = region;
+  birth_[idx(s)] = step;
+  score_[idx(s)] = 0.0f;
+  if (region == Region::kPrefill) ++n_prefill_;
+  return s;
+}
+
+int32_t KvCells::remove(int32_t slot) {
+  check(slot >= 0 && slot < n_used_, "KV remove: slot " + std::to_string(slot) + " not in use");
+  if (region_[idx(slot)] == Region::kPrefill) --n_prefill_;
+  const int32_t last = --n_used_;
+  if (slot != last) {
+    pos_[idx(slot)] = pos_[idx(last)];
+    region_[idx(slot)] = region_[idx(last)];
+    birth_[idx(slot)] = birth_[idx(last)];
+    score_[idx(slot)] = score_[idx(last)];
+  }
+  pos_[idx(last)] = -1;
+  return last;
+}
+
+void KvCells::clear() {
+  for (int32_t s = 0; s < n_used_; ++s) pos_[idx(s)] = -1;
+  n_used_ = 0;
+  n_prefill_ = 0;
+}
+
+void KvCells::check_invariants() const {
+  check(n_used_ >= 0 && n_used_ <= capacity_, "KV invariant: n_used " + std::to_string(n_used_) +
+                                                  " > capacity " + std::to_string(capacity_));
+  int32_t prefill = 0;
+  std::unordered_set<int32_t> seen;
+  for (int32_t s = 0; s < n_used_; ++s) {
+    check(pos_[idx(s)] >= 0, "KV invariant: slot " + std::to_string(s) + " has no position");
+    check(seen.insert(pos_[idx(s)]).second,
+          "KV invariant: position " + std::to_string(pos_[idx(s)]) + " held twice");
+    check(std::isfinite(score_[idx(s)]),
+          "KV invariant: slot " + std::to_string(s) + " has a non-finite score");
+    if (region_[idx(s)] == Region::kPrefill) ++prefill;
+  }
+  check(prefill == n_prefill_, "KV invariant: prefill count " + std::to_string(n_prefill_) +
+                                   " but " + std::to_string(prefill) + " prefill slots");
+  for (int32_t s = n_used_; s < capacity_; ++s) {
+    check(pos_[idx(s)] == -1, "KV invariant: free slot " + std::to_string(s) + " has a position");
+  }
+}
+
+}  // namespace momentkv

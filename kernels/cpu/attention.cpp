@@ -1,0 +1,99 @@
+#include "kernels/cpu/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/cpu/type_kernels.h"
+
+namespace momentkv::kernels {
+
+namespace {
+
+GgmlType row_type(KvType t) {
+  switch (t) {
+    case KvType::kF32:
+      return GgmlType::F32;
+    case KvType::kF16:
+      return GgmlType::F16;
+    case KvType::kQ8_0:
+      return GgmlType::Q8_0;
+  }
+  return GgmlType::F32;
+}
+
+// One query head of one token over one lane: scores, softmax, weighted sum of V; adds the
+// probabilities into `sum` when it is not null.
+void attend_one(const AttentionArgs& a, const TypeKernels& rk, int32_t i, int32_t h,
+                std::vector<float>& p, std::vector<float>& vrow, float* sum) {
+  const int32_t group = a.n_head / a.n_head_kv;
+  const int32_t g = h / group;
+  const int32_t lane = a.layer * a.n_head_kv + g;
+  const KvCells& cells = a.lanes[g];
+  const int32_t n = cells.n_used();
+  const int32_t hd = a.head_dim;
+  const size_t q_stride = static_cast<size_t>(a.n_head) * static_cast<size_t>(hd);
+  const float* q = a.q + static_cast<size_t>(i) * q_stride + static_cast<size_t>(h) * hd;
+  float* out = a.out + static_cast<size_t>(i) * q_stride + static_cast<size_t>(h) * hd;
+  const int32_t qpos = a.q_pos[i];
+  const int32_t* pos = cells.positions();
+  if (p.size() < static_cast<size_t>(n)) p.resize(static_cast<size_t>(n));
+  if (vrow.size() < static_cast<size_t>(hd)) vrow.resize(static_cast<size_t>(hd));
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int32_t s = 0; s < n; ++s) {
+    if (pos[s] > qpos) {
+      p[static_cast<size_t>(s)] = -std::numeric_limits<float>::infinity();
+      continue;
+    }
+    const float d = rk.dot_f32(a.kv->k(lane, s), q, hd) * a.scale;
+    p[static_cast<size_t>(s)] = d;
+    mx = std::max(mx, d);
+  }
+  float total = 0.0f;
+  for (int32_t s = 0; s < n; ++s) {
+    float& v = p[static_cast<size_t>(s)];
+    v = std::exp(v - mx);
+    total += v;
+  }
+  const float inv = 1.0f / total;
+  std::fill(out, out + hd, 0.0f);
+  for (int32_t s = 0; s < n; ++s) {
+    const float w = p[static_cast<size_t>(s)] * inv;
+    if (sum) sum[s] += w;
+    if (w == 0.0f) continue;
+    rk.dequantize(a.kv->v(lane, s), vrow.data(), hd);
+    for (int32_t d = 0; d < hd; ++d) out[d] += w * vrow[static_cast<size_t>(d)];
+  }
+}
+
+}  // namespace
+
+void attention(ThreadPool& pool, const AttentionArgs& a) {
+  const TypeKernels& rk = type_kernels(row_type(a.kv->type()));
+  const int32_t group = a.n_head / a.n_head_kv;
+  if (a.attn_sum) {
+    pool.parallel_for(a.n_head_kv, [&](int64_t begin, int64_t end) {
+      thread_local std::vector<float> p, vrow;
+      for (int64_t g = begin; g < end; ++g) {
+        float* sum = a.attn_sum + static_cast<size_t>(a.attn_stride) * static_cast<size_t>(g);
+        for (int32_t i = 0; i < a.n_tokens; ++i) {
+          for (int32_t h = static_cast<int32_t>(g) * group;
+               h < (static_cast<int32_t>(g) + 1) * group; ++h) {
+            attend_one(a, rk, i, h, p, vrow, sum);
+          }
+        }
+      }
+    });
+    return;
+  }
+  pool.parallel_for(static_cast<int64_t>(a.n_tokens) * a.n_head, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> p, vrow;
+    for (int64_t item = begin; item < end; ++item) {
+      attend_one(a, rk, static_cast<int32_t>(item / a.n_head),
+                 static_cast<int32_t>(item % a.n_head), p, vrow, nullptr);
+    }
+  });
+}
+
+}  // namespace momentkv::kernels

@@ -1,0 +1,15 @@
+// Attention over the KV lanes of one layer on the CPU, with the eviction policy's statistics
+// fused in: the probabilities the softmax already produced are added into AttentionArgs::attn_sum
+// on the way, so scoring needs no second pass over K.
+#pragma once
+
+#include "core/engine/backend.h"
+#include "core/util/thread_pool.h"
+
+namespace momentkv::kernels {
+
+// Computes args.out; work is split over KV lanes when statistics are gathered (each lane's sums
+// are then written by one thread), else over (token, head) pairs.
+void attention(ThreadPool& pool, const AttentionArgs& args);
+
+}  // namespace momentkv::kernels
