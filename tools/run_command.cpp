@@ -1,12 +1,16 @@
 // momentkv run: in-process generation. Text (prompt included, as llama.cpp prints it) goes to
 // stdout as it is produced; load time, prompt and decode speed go to stderr.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 
 #include "core/engine/generator.h"
+#include "core/engine/memory_budget.h"
+#include "core/util/process_memory.h"
 #include "tools/commands.h"
+#include "tools/kv_options.h"
 #include "tools/model_options.h"
 #include "tools/sampling_options.h"
 
@@ -18,6 +22,8 @@ int cmd_run(int argc, char** argv) {
   mo.add_to(p);
   SamplingOptions so;
   so.add_to(p);
+  KvOptions ko;
+  ko.add_to(p);
   std::string prompt = "Once upon a time";
   bool prompt_given = false;
   p.add({"-p", "--prompt"}, "TEXT", "prompt (default: \"Once upon a time\")",
@@ -41,9 +47,24 @@ int cmd_run(int argc, char** argv) {
 
   const auto t_load = std::chrono::steady_clock::now();
   auto model = Model::load(mo.resolved_model_path());
-  kernels::CpuBackend backend(mo.threads);
-  Engine engine(*model, backend, mo.engine_options());
   auto tokenizer = Tokenizer::create(model->file());
+  const SamplingParams sampling = so.params();
+  // Reserve exactly what this generation can need: the prompt, the decode region, scratch.
+  EngineOptions eo = mo.engine_options();
+  const int32_t n_ctx = eo.n_ctx > 0 ? eo.n_ctx : model->config().n_ctx_train;
+  const int32_t n_prompt = static_cast<int32_t>(tokenizer->encode(prompt, true, true).size());
+  eo.max_prompt = std::max(1, n_prompt);
+  eo.kv = ko.config(sampling.max_tokens, n_prompt, n_ctx);
+  kernels::CpuBackend backend(mo.threads);
+  const MemoryPlan plan = plan_memory(*model, eo, backend.n_threads(), current_rss_bytes());
+  if (ko.memory_budget()) {
+    MemoryBudget budget(*ko.memory_budget());
+    if (auto err = budget.try_reserve(plan.total(), "this generation (" + plan.describe() + ")")) {
+      std::fprintf(stderr, "momentkv run: error: %s\n", err->c_str());
+      return 1;
+    }
+  }
+  Engine engine(*model, backend, eo);
   const double load_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_load).count();
   std::fprintf(stderr, "model: %s (%s, %d layers, %.1f MiB of weights), %d threads, %s kernels%s\n",
@@ -51,11 +72,13 @@ int cmd_run(int argc, char** argv) {
                model->config().n_layer, static_cast<double>(model->weight_bytes()) / (1 << 20),
                backend.n_threads(), kernels::isa_name(backend.isa()),
                mo.exact ? ", exact f32 activations" : "");
-  std::fprintf(stderr, "loaded in %.1f ms\n", load_ms);
+  std::fprintf(
+      stderr, "loaded in %.1f ms; memory plan: %s%s\n", load_ms, plan.describe().c_str(),
+      ko.memory_budget() ? (" (budget " + format_bytes(*ko.memory_budget()) + ")").c_str() : "");
 
   GenerationRequest req;
   req.prompt = prompt;
-  req.sampling = so.params();
+  req.sampling = sampling;
   Generator gen(engine, *tokenizer);
   if (!no_display_prompt) {
     std::fwrite(prompt.data(), 1, prompt.size(), stdout);
@@ -73,8 +96,9 @@ int cmd_run(int argc, char** argv) {
                t.prompt_tokens_per_s());
   std::fprintf(stderr, "decode: %d tokens in %.1f ms (%.1f tokens/s)\n", t.n_generated, t.decode_ms,
                t.decode_tokens_per_s());
-  std::fprintf(stderr, "finish: %s, seed %llu\n", r.finish_reason.c_str(),
-               static_cast<unsigned long long>(r.seed));
+  std::fprintf(stderr, "%s\n", r.compression.to_string().c_str());
+  std::fprintf(stderr, "finish: %s, seed %llu, peak RSS %s\n", r.finish_reason.c_str(),
+               static_cast<unsigned long long>(r.seed), format_bytes(peak_rss_bytes()).c_str());
   return 0;
 }
 

@@ -89,7 +89,7 @@ GenerationResult Generator::generate(const GenerationRequest& req,
   if (r.ids.empty() && r.timings.prompt_ms == 0.0) r.timings.prompt_ms = ms_since(t0);
   r.timings.decode_ms = r.ids.empty() ? 0.0 : ms_since(t_decode);
   r.timings.n_generated = static_cast<int32_t>(r.ids.size());
-  r.kv = engine_.kv().stats();
+  r.compression = CompressionSummary::from(engine_.kv());
   if (!cancelled) emit(r.text.size());
   return r;
 }

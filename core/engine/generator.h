@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/engine/engine.h"
+#include "core/kv/compression_summary.h"
 #include "core/sampler/sampling_params.h"
 #include "core/tokenizer/tokenizer.h"
 
@@ -37,7 +38,7 @@ struct GenerationResult {
   std::string text;           // generated text (a stop string and what follows are cut)
   std::string finish_reason;  // "stop" (EOG or stop string), "length", or "cancelled"
   uint64_t seed = 0;          // the sampler's seed (the one picked when none was given)
-  KvStats kv;                 // what compression did
+  CompressionSummary compression;  // what compression did
   GenerationTimings timings;
 };
 
