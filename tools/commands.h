@@ -12,5 +12,6 @@ int cmd_quantize(int argc, char** argv);
 int cmd_synth(int argc, char** argv);
 int cmd_perplexity(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_kvbench(int argc, char** argv);
 
 }  // namespace momentkv::tools

@@ -30,6 +30,8 @@ constexpr Subcommand kCommands[] = {
      momentkv::tools::cmd_perplexity},
     {"bench", "prompt and decode tokens/s, with achieved vs measured memory bandwidth",
      momentkv::tools::cmd_bench},
+    {"kvbench", "Moment-KV per-token cost vs a full cache, and long-generation speed and memory",
+     momentkv::tools::cmd_kvbench},
 };
 
 void print_usage(FILE* out) {

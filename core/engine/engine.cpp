@@ -153,7 +153,7 @@ void Engine::forward(const int32_t* tokens, int32_t n, bool all_logits, float* l
     }
     attn.layer = l;
     attn.lanes = &kv_.cells(l, 0);
-    attn.attn_sum = kv_.begin_layer_stats(decode_step);
+    attn.attn_sum = kv_.begin_layer_stats(l, decode_step);
     backend_.attention(attn);
     kv_.after_attention(l, c.n_head / c.n_head_kv, n, decode_step);
 

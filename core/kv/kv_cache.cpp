@@ -62,9 +62,13 @@ int32_t KvCache::appended_slot(int32_t layer, int32_t kv_head, int32_t i) const 
   return lanes_[lane(layer, kv_head)].n_used() - n_last_append_ + i;
 }
 
-float* KvCache::begin_layer_stats(bool decode_step) {
+float* KvCache::begin_layer_stats(int32_t layer, bool decode_step) {
   if (stats_buf_.empty() || !decode_step) return nullptr;
-  std::fill(stats_buf_.begin(), stats_buf_.end(), 0.0f);
+  // Only the occupied prefix of each lane's row is read back.
+  for (int32_t h = 0; h < n_head_kv_; ++h) {
+    float* row = stats_buf_.data() + static_cast<size_t>(h) * static_cast<size_t>(capacity_);
+    std::fill(row, row + lanes_[lane(layer, h)].n_used(), 0.0f);
+  }
   return stats_buf_.data();
 }
 

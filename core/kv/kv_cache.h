@@ -63,7 +63,7 @@ class KvCache {
 
   // Attention statistics buffer for one layer: [n_head_kv][capacity], zeroed; the attention
   // kernel adds probabilities into it. Null when the policy does not use attention.
-  float* begin_layer_stats(bool decode_step);
+  float* begin_layer_stats(int32_t layer, bool decode_step);
   int32_t stats_stride() const { return capacity_; }
   // After layer `layer`'s attention: observe (decode steps), plan and apply evictions.
   void after_attention(int32_t layer, int32_t heads_per_lane, int32_t n_queries, bool decode_step);

@@ -1,5 +1,7 @@
 #include "core/kv/kv_policy.h"
 
+#include <algorithm>
+
 #include "core/kv/policies/full_policy.h"
 #include "core/kv/policies/h2o_policy.h"
 #include "core/kv/policies/moment_policy.h"
@@ -23,6 +25,24 @@ float KvLayerView::lane_mean(int32_t lane, int32_t slot) const {
   return attn[static_cast<size_t>(attn_stride) * static_cast<size_t>(lane) +
               static_cast<size_t>(slot)] /
          static_cast<float>(heads_per_lane * std::max(n_queries, 1));
+}
+
+void KvLayerView::layer_means(std::vector<float>& out) const {
+  const int32_t n = lanes[0].n_used();
+  out.assign(static_cast<size_t>(n), 0.0f);
+  for (size_t l = 0; l < lanes.size(); ++l) {
+    const float* a = attn + static_cast<size_t>(attn_stride) * l;
+    for (int32_t s = 0; s < n; ++s) out[static_cast<size_t>(s)] += a[s];
+  }
+  const float inv = 1.0f / static_cast<float>(static_cast<int64_t>(lanes.size()) * heads_per_lane *
+                                              std::max(n_queries, 1));
+  for (auto& v : out) v *= inv;
+}
+
+void mirror_scores(std::span<KvCells> lanes) {
+  for (size_t l = 1; l < lanes.size(); ++l) {
+    std::copy(lanes[0].scores(), lanes[0].scores() + lanes[0].n_used(), lanes[l].scores());
+  }
 }
 
 void EvictionPlan::reset(Granularity g, int32_t n_lanes) {

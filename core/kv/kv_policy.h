@@ -33,6 +33,8 @@ struct KvLayerView {
   float layer_mean(int32_t slot) const;
   // Mean attention of lane `lane`'s query heads on `slot`.
   float lane_mean(int32_t lane, int32_t slot) const;
+  // Fills out[0..n_used) with layer_mean of every slot of the layer's lanes (one pass).
+  void layer_means(std::vector<float>& out) const;
 };
 
 // Slots to free. Per layer: one list applied to every lane; per KV head: one list per lane.
@@ -68,6 +70,9 @@ class KvPolicy {
  protected:
   KvConfig config_;
 };
+
+// Sets every lane's scores to lane 0's (per-layer policies keep the lanes of a layer identical).
+void mirror_scores(std::span<KvCells> lanes);
 
 // Creates the policy named by config.policy. Throws Error for an invalid config.
 std::unique_ptr<KvPolicy> make_policy(const KvConfig& config);

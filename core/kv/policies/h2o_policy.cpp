@@ -4,11 +4,12 @@ namespace momentkv {
 
 void H2oPolicy::observe(KvLayerView& view) {
   if (!view.attn) return;
-  for (KvCells& cells : view.lanes) {
-    for (int32_t s = 0; s < cells.n_used(); ++s) {
-      if (evictable(cells, s)) cells.scores()[s] += view.layer_mean(s);
-    }
+  view.layer_means(abar_);
+  KvCells& cells = view.lanes[0];
+  for (int32_t s = 0; s < cells.n_used(); ++s) {
+    if (evictable(cells, s)) cells.scores()[s] += abar_[static_cast<size_t>(s)];
   }
+  mirror_scores(view.lanes);
 }
 
 void H2oPolicy::plan(const KvLayerView& view, EvictionPlan& plan) {

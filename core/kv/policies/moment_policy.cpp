@@ -7,15 +7,23 @@ namespace momentkv {
 void MomentPolicy::observe(KvLayerView& view) {
   if (!view.attn) return;
   const float alpha = config_.alpha;
+  if (config_.granularity == Granularity::kLayer) {
+    // One score per token for the whole layer: update lane 0, mirror it to the others.
+    view.layer_means(abar_);
+    KvCells& cells = view.lanes[0];
+    float* score = cells.scores();
+    for (int32_t s = 0; s < cells.n_used(); ++s) {
+      if (evictable(cells, s)) score[s] = alpha * score[s] + abar_[static_cast<size_t>(s)];
+    }
+    mirror_scores(view.lanes);
+    return;
+  }
   for (size_t l = 0; l < view.lanes.size(); ++l) {
     KvCells& cells = view.lanes[l];
     float* score = cells.scores();
     for (int32_t s = 0; s < cells.n_used(); ++s) {
       if (!evictable(cells, s)) continue;
-      const float abar = config_.granularity == Granularity::kLayer
-                             ? view.layer_mean(s)
-                             : view.lane_mean(static_cast<int32_t>(l), s);
-      score[s] = alpha * score[s] + abar;
+      score[s] = alpha * score[s] + view.lane_mean(static_cast<int32_t>(l), s);
     }
   }
 }

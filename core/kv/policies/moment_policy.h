@@ -23,6 +23,9 @@ class MomentPolicy final : public KvPolicy {
 
   // The score eviction compares: raw, or bias-corrected for a token resident `age` steps.
   float effective_score(float score, int64_t age) const;
+
+ private:
+  std::vector<float> abar_;  // [n_used] scratch, reused every step
 };
 
 }  // namespace momentkv

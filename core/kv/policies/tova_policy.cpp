@@ -5,9 +5,10 @@ namespace momentkv {
 void TovaPolicy::observe(KvLayerView& view) {
   if (!view.attn) return;
   // The score is only the current step's head-mean attention: no history.
-  for (KvCells& cells : view.lanes) {
-    for (int32_t s = 0; s < cells.n_used(); ++s) cells.scores()[s] = view.layer_mean(s);
-  }
+  view.layer_means(abar_);
+  KvCells& cells = view.lanes[0];
+  for (int32_t s = 0; s < cells.n_used(); ++s) cells.scores()[s] = abar_[static_cast<size_t>(s)];
+  mirror_scores(view.lanes);
 }
 
 void TovaPolicy::plan(const KvLayerView& view, EvictionPlan& plan) {

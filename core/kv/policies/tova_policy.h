@@ -14,6 +14,9 @@ class TovaPolicy final : public KvPolicy {
   bool uses_attention() const override { return true; }
   void observe(KvLayerView& view) override;
   void plan(const KvLayerView& view, EvictionPlan& plan) override;
+
+ private:
+  std::vector<float> abar_;
 };
 
 }  // namespace momentkv
