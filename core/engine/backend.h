@@ -29,9 +29,10 @@ struct AttentionArgs {
   int32_t layer = 0;
   const KvCells* lanes = nullptr;  // [n_head_kv]: the layer's lanes
   // Optional fused statistics for the eviction policy: attn_sum[lane * attn_stride + slot] +=
-  // probability, summed over the lane's query heads and over all n_tokens queries.
+  // probability, summed over the lane's query heads and over queries observe_from..n_tokens-1.
   float* attn_sum = nullptr;
   int32_t attn_stride = 0;
+  int32_t observe_from = 0;
 };
 
 class Backend {

@@ -18,6 +18,10 @@ int32_t resolve_max_prompt(int32_t n_ctx, const EngineOptions& o) {
   if (o.kv.decode_budget == 0) return n_ctx;
   return std::max(1, n_ctx - o.kv.decode_budget);
 }
+KvConfig with_chunk(KvConfig kv, int32_t n_batch) {
+  kv.prefill_chunk = std::clamp(n_batch, 1, 4096);
+  return kv;
+}
 size_t sz(int64_t a, int64_t b) {
   return static_cast<size_t>(a) * static_cast<size_t>(b);
 }
@@ -31,7 +35,7 @@ Engine::Engine(const Model& model, Backend& backend, EngineOptions options)
       n_ctx_(resolve_ctx(model.config(), options.n_ctx)),
       max_prompt_(resolve_max_prompt(n_ctx_, options)),
       kv_(model.config().n_layer, model.config().n_head_kv, model.config().head_dim, max_prompt_,
-          options.kv) {
+          with_chunk(options.kv, options.n_batch)) {
   const ModelConfig& c = model.config();
   options_.n_batch = std::clamp(options_.n_batch, 1, 4096);
   const int64_t b = options_.n_batch;
@@ -153,7 +157,9 @@ void Engine::forward(const int32_t* tokens, int32_t n, bool all_logits, float* l
     }
     attn.layer = l;
     attn.lanes = &kv_.cells(l, 0);
-    attn.attn_sum = kv_.begin_layer_stats(l, decode_step);
+    attn.observe_from = 0;
+    attn.attn_sum = decode_step ? kv_.begin_layer_stats(l, true)
+                                : kv_.begin_prefill_stats(l, n, &attn.observe_from);
     backend_.attention(attn);
     kv_.after_attention(l, c.n_head / c.n_head_kv, n, decode_step);
 

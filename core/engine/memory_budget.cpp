@@ -69,8 +69,10 @@ MemoryPlan plan_memory(const Model& model, const EngineOptions& o, int n_threads
   const int32_t max_prompt = o.max_prompt > 0          ? o.max_prompt
                              : o.kv.decode_budget == 0 ? n_ctx
                                                        : std::max(1, n_ctx - o.kv.decode_budget);
-  p.kv = KvCache::bytes_needed(c.n_layer, c.n_head_kv, c.head_dim, max_prompt, o.kv);
-  const uint64_t capacity = static_cast<uint64_t>(KvCache::lane_capacity(max_prompt, o.kv));
+  KvConfig kv = o.kv;
+  kv.prefill_chunk = std::clamp(o.n_batch, 1, 4096);
+  p.kv = KvCache::bytes_needed(c.n_layer, c.n_head_kv, c.head_dim, max_prompt, kv);
+  const uint64_t capacity = static_cast<uint64_t>(KvCache::lane_capacity(max_prompt, kv));
   const uint64_t b = static_cast<uint64_t>(std::clamp(o.n_batch, 1, 4096));
   const uint64_t f = sizeof(float);
   // Engine activations (see Engine's constructor), logits for a batch, rope angles.

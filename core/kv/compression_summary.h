@@ -15,7 +15,8 @@ struct CompressionSummary {
   std::string scope;   // "decode" or "unified"
   float alpha = 0.0f;  // meaningful for moment
   int32_t decode_budget = 0;
-  int64_t evicted = 0;  // generated (or, unified, any) tokens dropped from the cache
+  int64_t evicted = 0;         // generated (or, unified, any) tokens dropped from the cache
+  int64_t prompt_evicted = 0;  // prompt tokens dropped by snapkv prefill compression
   bool context_altered = false;
   int32_t resident_peak = 0;  // most tokens resident in a lane
   uint64_t kv_bytes_reserved = 0;

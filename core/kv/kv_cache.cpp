@@ -6,8 +6,16 @@
 
 namespace momentkv {
 
+namespace {
+int32_t prompt_slots(int32_t max_prompt, const KvConfig& c) {
+  return c.compresses_prompt(max_prompt)
+             ? std::min(max_prompt, c.prefill_budget + std::max(c.prefill_chunk, 1))
+             : max_prompt;
+}
+}  // namespace
+
 int32_t KvCache::lane_capacity(int32_t max_prompt, const KvConfig& c) {
-  return max_prompt + c.decode_budget + (c.evicts() ? 1 : 0);
+  return prompt_slots(max_prompt, c) + c.decode_budget + (c.evicts() ? 1 : 0);
 }
 
 uint64_t KvCache::bytes_needed(int32_t n_layer, int32_t n_head_kv, int32_t head_dim,
@@ -23,12 +31,16 @@ KvCache::KvCache(int32_t n_layer, int32_t n_head_kv, int32_t head_dim, int32_t m
       n_head_kv_(n_head_kv),
       head_dim_(head_dim),
       max_prompt_(max_prompt),
+      prompt_capacity_(prompt_slots(max_prompt, config)),
       capacity_(lane_capacity(max_prompt, config)),
       policy_(make_policy(config)),
+      snapkv_(config),
       storage_(config.type, n_layer * n_head_kv, capacity_, head_dim),
       lanes_(static_cast<size_t>(n_layer * n_head_kv), KvCells(capacity_)) {
   check(max_prompt >= 1, "KvCache: max_prompt must be >= 1");
-  if (policy_->uses_attention()) stats_buf_.assign(static_cast<size_t>(n_head_kv) * capacity_, 0);
+  if (policy_->uses_attention() || config.compresses_prompt(max_prompt)) {
+    stats_buf_.assign(static_cast<size_t>(n_head_kv) * capacity_, 0);
+  }
   stats_.kv_bytes = storage_.bytes();
 }
 
@@ -36,17 +48,24 @@ bool KvCache::can_append(int32_t n, Region region) const {
   const KvCells& c = lanes_[0];
   // A plain cache (full, no decode budget) is shared by prompt and generated tokens.
   if (!config_.evicts() && config_.decode_budget == 0) return c.n_used() + n <= capacity_;
-  if (region == Region::kPrefill) return c.n_prefill() + n <= max_prompt_;
+  if (region == Region::kPrefill) {
+    if (prompt_seen_ + n > max_prompt_) return false;
+    // A compressed prompt goes in chunks of at most prefill_chunk tokens, each compressed after
+    // its attention, so any prompt up to max_prompt fits.
+    if (config_.compresses_prompt(max_prompt_)) return true;
+    return c.n_prefill() + n <= prompt_capacity_;
+  }
   if (!config_.evicts()) return c.n_decode() + n <= config_.decode_budget;
   // Evicting policies free room after each layer; a step adds at most the +1 slack.
   return n <= 1 || c.n_used() + n <= capacity_;
 }
 
 void KvCache::append(const int32_t* pos, int32_t n, Region region) {
-  check(can_append(n, region), std::string("KV cache full: cannot add ") + std::to_string(n) +
-                                   (region == Region::kPrefill ? " prompt" : " generated") +
-                                   " tokens");
+  check(can_append(n, region) && lanes_[0].n_used() + n <= capacity_,
+        std::string("KV cache full: cannot add ") + std::to_string(n) +
+            (region == Region::kPrefill ? " prompt" : " generated") + " tokens");
   if (region == Region::kDecode) step_ += n;
+  if (region == Region::kPrefill) prompt_seen_ += n;
   for (auto& cells : lanes_) {
     for (int32_t i = 0; i < n; ++i)
       cells.add(pos[i], region, region == Region::kDecode ? step_ : 0);
@@ -60,6 +79,20 @@ void KvCache::append(const int32_t* pos, int32_t n, Region region) {
 
 int32_t KvCache::appended_slot(int32_t layer, int32_t kv_head, int32_t i) const {
   return lanes_[lane(layer, kv_head)].n_used() - n_last_append_ + i;
+}
+
+float* KvCache::begin_prefill_stats(int32_t layer, int32_t n_tokens, int32_t* observe_from) {
+  *observe_from = 0;
+  if (stats_buf_.empty() || lanes_[lane(layer, 0)].n_prefill() <= config_.prefill_budget ||
+      config_.prefill_budget == 0) {
+    return nullptr;
+  }
+  *observe_from = std::max(0, n_tokens - config_.snapkv_window);
+  for (int32_t h = 0; h < n_head_kv_; ++h) {
+    float* row = stats_buf_.data() + static_cast<size_t>(h) * static_cast<size_t>(capacity_);
+    std::fill(row, row + lanes_[lane(layer, h)].n_used(), 0.0f);
+  }
+  return stats_buf_.data();
 }
 
 float* KvCache::begin_layer_stats(int32_t layer, bool decode_step) {
@@ -78,10 +111,18 @@ void KvCache::end_prompt() {
 
 void KvCache::after_attention(int32_t layer, int32_t heads_per_lane, int32_t n_queries,
                               bool decode_step) {
+  std::span<KvCells> layer_lanes(lanes_.data() + lane(layer, 0), static_cast<size_t>(n_head_kv_));
+  if (!decode_step && config_.prefill_budget > 0 && !stats_buf_.empty() &&
+      layer_lanes[0].n_prefill() > config_.prefill_budget) {
+    snapkv_.plan(layer_lanes, stats_buf_.data(), capacity_, newest_pos_, plan_);
+    apply(layer, plan_, /*prompt=*/true);
+    prompt_tokens_ = layer_lanes[0].n_prefill();
+    return;
+  }
   if (!config_.evicts()) return;
   KvLayerView view;
   view.layer = layer;
-  view.lanes = std::span<KvCells>(lanes_.data() + lane(layer, 0), static_cast<size_t>(n_head_kv_));
+  view.lanes = layer_lanes;
   view.attn = decode_step && !stats_buf_.empty() ? stats_buf_.data() : nullptr;
   view.attn_stride = capacity_;
   view.heads_per_lane = heads_per_lane;
@@ -91,10 +132,10 @@ void KvCache::after_attention(int32_t layer, int32_t heads_per_lane, int32_t n_q
   view.prompt_tokens = prompt_tokens_;
   if (decode_step) policy_->observe(view);
   policy_->plan(view, plan_);
-  if (plan_.total() > 0) apply(layer, plan_);
+  if (plan_.total() > 0) apply(layer, plan_, /*prompt=*/false);
 }
 
-void KvCache::apply(int32_t layer, const EvictionPlan& plan) {
+void KvCache::apply(int32_t layer, const EvictionPlan& plan, bool prompt) {
   for (int32_t h = 0; h < n_head_kv_; ++h) {
     const auto& list = plan.granularity == Granularity::kLayer ? plan.slots[0]
                                                                : plan.slots[static_cast<size_t>(h)];
@@ -109,14 +150,20 @@ void KvCache::apply(int32_t layer, const EvictionPlan& plan) {
       const int32_t moved_from = cells.remove(s);
       storage_.move(ln, moved_from, s);
     }
-    stats_.evicted += static_cast<int64_t>(sorted_.size());
-    if (layer == 0 && h == 0) stats_.evicted_tokens += static_cast<int64_t>(sorted_.size());
+    const auto n = static_cast<int64_t>(sorted_.size());
+    if (prompt) {
+      if (layer == 0 && h == 0) stats_.prompt_evicted += n;
+    } else {
+      stats_.evicted += n;
+      if (layer == 0 && h == 0) stats_.evicted_tokens += n;
+    }
   }
 }
 
 void KvCache::clear() {
   for (auto& c : lanes_) c.clear();
   step_ = 0;
+  prompt_seen_ = 0;
   prompt_tokens_ = 0;
   newest_pos_ = 0;
   n_last_append_ = 0;

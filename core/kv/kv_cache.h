@@ -13,16 +13,18 @@
 #include "core/kv/kv_config.h"
 #include "core/kv/kv_policy.h"
 #include "core/kv/kv_storage.h"
+#include "core/kv/snapkv_compressor.h"
 
 namespace momentkv {
 
 // What compression did to one generation (ready-made telemetry).
 struct KvStats {
   int64_t evicted = 0;         // tokens evicted, summed over layers (per lane count for kv_head)
-  int64_t evicted_tokens = 0;  // evictions in layer 0, lane 0: generated tokens dropped
+  int64_t evicted_tokens = 0;  // evictions in layer 0, lane 0 (decode-time policies)
+  int64_t prompt_evicted = 0;  // prompt tokens dropped by prefill compression (layer 0, lane 0)
   int32_t resident_peak = 0;   // most slots occupied in any lane
   uint64_t kv_bytes = 0;       // bytes reserved for K and V
-  bool context_altered() const { return evicted > 0; }
+  bool context_altered() const { return evicted > 0 || prompt_evicted > 0; }
 };
 
 class KvCache {
@@ -34,8 +36,9 @@ class KvCache {
   // Bytes a cache of this shape reserves (K and V rows; bookkeeping not included).
   static uint64_t bytes_needed(int32_t n_layer, int32_t n_head_kv, int32_t head_dim,
                                int32_t max_prompt, const KvConfig& config);
-  // Slots per lane for a prompt of max_prompt tokens: prompt + budget (+1 when evicting, for the
-  // newcomer that is written before the eviction).
+  // Slots per lane for a prompt of max_prompt tokens: prompt (or, when it is compressed,
+  // prefill_budget + prefill_chunk) + budget (+1 when evicting, for the newcomer that is written
+  // before the eviction).
   static int32_t lane_capacity(int32_t max_prompt, const KvConfig& config);
 
   const KvConfig& config() const { return config_; }
@@ -64,6 +67,9 @@ class KvCache {
   // Attention statistics buffer for one layer: [n_head_kv][capacity], zeroed; the attention
   // kernel adds probabilities into it. Null when the policy does not use attention.
   float* begin_layer_stats(int32_t layer, bool decode_step);
+  // For a prompt chunk of n tokens: when it leaves more prompt tokens than prefill_budget, a
+  // zeroed statistics buffer and the first query index to observe (SnapKV's window); else null.
+  float* begin_prefill_stats(int32_t layer, int32_t n_tokens, int32_t* observe_from);
   int32_t stats_stride() const { return capacity_; }
   // After layer `layer`'s attention: observe (decode steps), plan and apply evictions.
   void after_attention(int32_t layer, int32_t heads_per_lane, int32_t n_queries, bool decode_step);
@@ -80,18 +86,21 @@ class KvCache {
   size_t lane(int32_t layer, int32_t kv_head) const {
     return static_cast<size_t>(lane_index(layer, kv_head, n_head_kv_));
   }
-  void apply(int32_t layer, const EvictionPlan& plan);
+  // Frees the planned slots by swap-with-last; `prompt`: counted as prefill compression.
+  void apply(int32_t layer, const EvictionPlan& plan, bool prompt);
 
   KvConfig config_;
-  int32_t n_layer_, n_head_kv_, head_dim_, max_prompt_, capacity_;
+  int32_t n_layer_, n_head_kv_, head_dim_, max_prompt_, prompt_capacity_, capacity_;
   std::unique_ptr<KvPolicy> policy_;
+  SnapKvCompressor snapkv_;
   KvStorage storage_;
   std::vector<KvCells> lanes_;    // [n_layer * n_head_kv]
   std::vector<float> stats_buf_;  // [n_head_kv][capacity]
   EvictionPlan plan_;
   std::vector<int32_t> sorted_;
   int64_t step_ = 0;
-  int32_t prompt_tokens_ = 0;
+  int32_t prompt_tokens_ = 0;  // prompt tokens resident (after any prefill compression)
+  int32_t prompt_seen_ = 0;    // prompt tokens appended since clear()
   int32_t newest_pos_ = 0;
   int32_t n_last_append_ = 0;
   KvStats stats_;

@@ -39,6 +39,9 @@ struct KvConfig {
   int32_t prefill_budget = 0;
   int32_t snapkv_window = 32;
   int32_t snapkv_kernel = 5;
+  // Prompt tokens processed per forward pass (the engine's batch): with prefill compression the
+  // prompt region holds prefill_budget + prefill_chunk slots.
+  int32_t prefill_chunk = 64;
 
   // "paper" mode for moment: grace 0, no normalization, layer granularity.
   bool paper_mode() const { return grace == 0 && !normalize && granularity == Granularity::kLayer; }
@@ -46,6 +49,8 @@ struct KvConfig {
   std::optional<std::string> validate() const;
   // True when the policy evicts (everything but `full`).
   bool evicts() const { return policy != "full"; }
+  // Whether a prompt of n tokens is compressed.
+  bool compresses_prompt(int32_t n) const { return prefill_budget > 0 && n > prefill_budget; }
   // The recent window the policy uses after defaults.
   int32_t effective_recent() const;
 };

@@ -80,7 +80,7 @@ void attention(ThreadPool& pool, const AttentionArgs& a) {
         for (int32_t i = 0; i < a.n_tokens; ++i) {
           for (int32_t h = static_cast<int32_t>(g) * group;
                h < (static_cast<int32_t>(g) + 1) * group; ++h) {
-            attend_one(a, rk, i, h, p, vrow, sum);
+            attend_one(a, rk, i, h, p, vrow, i >= a.observe_from ? sum : nullptr);
           }
         }
       }
