@@ -19,7 +19,7 @@ namespace momentkv {
 
 // What compression did to one generation (ready-made telemetry).
 struct KvStats {
-  int64_t evicted = 0;         // tokens evicted, summed over layers (per lane count for kv_head)
+  int64_t evicted = 0;         // slots freed by decode-time eviction, summed over all lanes
   int64_t evicted_tokens = 0;  // evictions in layer 0, lane 0 (decode-time policies)
   int64_t prompt_evicted = 0;  // prompt tokens dropped by prefill compression (layer 0, lane 0)
   int32_t resident_peak = 0;   // most slots occupied in any lane

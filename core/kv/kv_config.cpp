@@ -36,7 +36,8 @@ std::optional<std::string> KvConfig::validate() const {
     return "recent = " + std::to_string(recent) + ": must not exceed decode_budget " +
            std::to_string(decode_budget);
   }
-  if (sinks < 0 || (evicts() && sinks >= decode_budget && policy == "streaming")) {
+  if (sinks < 0 ||
+      (policy == "streaming" && scope == KvScope::kUnified && sinks >= decode_budget)) {
     return "sinks = " + std::to_string(sinks) + ": must be in [0, decode_budget)";
   }
   if (prefill_budget < 0) return "prefill_budget = " + std::to_string(prefill_budget);
