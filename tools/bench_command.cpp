@@ -1,0 +1,287 @@
+// momentkv bench: llama-bench-like speed figures. Prompt processing (pp) feeds -p token ids as one
+// batch into an empty context; decode (tg) then feeds -n ids one at a time after the prompt. Each
+// figure is the best and the mean of -r timed repetitions after one untimed warm-up. Beside each
+// figure it prints the weight bytes the pass had to read per second and the machine's measured
+// streaming read bandwidth (tools/memory_bandwidth.h): decode is bound by that ceiling.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tools/commands.h"
+#include "tools/memory_bandwidth.h"
+#include "tools/model_options.h"
+
+namespace momentkv::tools {
+
+namespace {
+
+// Weight bytes one forward pass reads, split by where they come from.
+struct WeightTraffic {
+  uint64_t matrices = 0;  // every layer matrix (q, k, v, o, gate, up, down) in full
+  uint64_t output = 0;    // the output matrix in full (also when it is the embedding table)
+  uint64_t embd_row = 0;  // one row of token_embd: a pass reads one row per token fed
+  uint64_t vectors = 0;   // f32 norm weights and biases
+  uint64_t per_pass(int64_t n_tokens) const {
+    return matrices + output + vectors + embd_row * static_cast<uint64_t>(n_tokens);
+  }
+};
+
+WeightTraffic weight_traffic(const Model& m) {
+  const ModelConfig& c = m.config();
+  WeightTraffic t;
+  const auto f32 = [](const std::vector<float>& v) { return v.size() * sizeof(float); };
+  for (int32_t l = 0; l < c.n_layer; ++l) {
+    const LayerWeights& w = m.layer(l);
+    for (const WeightView* v : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down}) {
+      t.matrices += v->n_bytes();
+    }
+    t.vectors += f32(w.attn_norm) + f32(w.ffn_norm) + f32(w.bq) + f32(w.bk) + f32(w.bv);
+  }
+  t.vectors += f32(m.output_norm());
+  t.output = m.output().n_bytes();
+  t.embd_row = m.token_embd().row_bytes;
+  return t;
+}
+
+struct TypeShare {
+  int n_tensors = 0;
+  uint64_t bytes = 0;
+};
+
+// Tensors and bytes per storage type, largest share first.
+std::vector<std::pair<std::string, TypeShare>> type_mix(const Model& m) {
+  std::map<std::string, TypeShare> by_type;
+  for (const auto& t : m.file().tensors()) {
+    TypeShare& s = by_type[type_name(t.type)];
+    ++s.n_tensors;
+    s.bytes += t.n_bytes;
+  }
+  std::vector<std::pair<std::string, TypeShare>> v(by_type.begin(), by_type.end());
+  std::sort(v.begin(), v.end(),
+            [](const auto& a, const auto& b) { return a.second.bytes > b.second.bytes; });
+  return v;
+}
+
+// Quotes an argument for a POSIX shell when it holds anything but plain characters.
+std::string shell_quote(const std::string& s) {
+  const bool plain = !s.empty() && s.find_first_not_of(
+                                       "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP"
+                                       "QRSTUVWXYZ0123456789-_./=:+,@%") == std::string::npos;
+  if (plain) return s;
+  std::string q = "'";
+  for (char ch : s) {
+    if (ch == '\'') {
+      q.append("'\\''");
+    } else {
+      q.push_back(ch);
+    }
+  }
+  q.push_back('\'');
+  return q;
+}
+
+// Fixed pseudo-random token ids (splitmix64), the same on every run and machine.
+std::vector<int32_t> bench_tokens(int64_t n, int32_t n_vocab, uint64_t seed) {
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (auto& id : ids) {
+    seed += 0x9e3779b97f4a7c15ull;
+    uint64_t z = seed;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    id = static_cast<int32_t>(z % static_cast<uint64_t>(n_vocab));
+  }
+  return ids;
+}
+
+struct Figure {
+  std::string test;         // "pp128", "tg64"
+  int64_t n_tokens = 0;     // tokens per repetition
+  int64_t n_passes = 0;     // forward passes per repetition
+  uint64_t pass_bytes = 0;  // weight bytes read per pass
+  std::vector<double> tokens_per_s;
+
+  double best() const { return *std::max_element(tokens_per_s.begin(), tokens_per_s.end()); }
+  double mean() const {
+    double s = 0;
+    for (double x : tokens_per_s) s += x;
+    return s / static_cast<double>(tokens_per_s.size());
+  }
+  // Weight bytes per second at the best rate, in GB/s (1e9).
+  double weight_gb_per_s() const {
+    const double passes_per_s =
+        best() * static_cast<double>(n_passes) / static_cast<double>(n_tokens);
+    return static_cast<double>(pass_bytes) * passes_per_s / 1e9;
+  }
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double mib(uint64_t b) {
+  return static_cast<double>(b) / (1 << 20);
+}
+
+}  // namespace
+
+int cmd_bench(int argc, char** argv) {
+  ArgParser p("bench",
+              "Prompt-processing and decode tokens/s, with the weight bytes read per second "
+              "beside the machine's measured read bandwidth.");
+  ModelOptions mo;
+  mo.add_to(p);
+  mo.n_batch = 0;  // 0: the whole prompt in one batch (as llama-bench)
+  int64_t n_prompt = 128;
+  int64_t n_gen = 64;
+  int reps = 3;
+  bool markdown = false;
+  p.add({"-p", "--n-prompt"}, "N", "prompt tokens, one batch from an empty context (default 128)",
+        [&](const std::string& v) { n_prompt = ArgParser::to_int("-p", v, 0, 4096); });
+  p.add({"-n", "--n-gen"}, "N", "tokens decoded one at a time after the prompt (default 64)",
+        [&](const std::string& v) { n_gen = ArgParser::to_int("-n", v, 0, 1 << 20); });
+  p.add(
+      {"-r", "--repetitions"}, "N", "timed repetitions after one warm-up (default 3)",
+      [&](const std::string& v) { reps = static_cast<int>(ArgParser::to_int("-r", v, 1, 1000)); });
+  uint64_t bw_bytes = 0;
+  p.add({"--bw-buffer"}, "SIZE",
+        "buffer for the read-bandwidth measurement (default: 8x last-level cache, 256 MiB..1 GiB)",
+        [&](const std::string& v) { bw_bytes = ArgParser::to_bytes("--bw-buffer", v); });
+  p.add_switch({"--markdown"}, "also print the figures as markdown table rows (docs/results.md)",
+               [&] { markdown = true; });
+  if (!p.parse(argc, argv)) return 0;
+  if (n_prompt + n_gen == 0) throw UsageError("nothing to measure: -p and -n are both 0");
+
+  std::string command = "momentkv bench";
+  for (int i = 0; i < argc; ++i) {
+    command.push_back(' ');
+    command.append(shell_quote(argv[i]));
+  }
+  std::printf("command: %s\n", command.c_str());
+
+  const std::string path = mo.resolved_model_path();
+  auto model = Model::load(path);
+  const ModelConfig& c = model->config();
+  EngineOptions eo = mo.engine_options();
+  if (eo.n_ctx == 0) eo.n_ctx = static_cast<int32_t>(n_prompt + n_gen);
+  if (eo.n_ctx < n_prompt + n_gen) {
+    throw UsageError("-c " + std::to_string(eo.n_ctx) +
+                     " is smaller than -p + -n = " + std::to_string(n_prompt + n_gen));
+  }
+  if (eo.n_batch == 0) eo.n_batch = static_cast<int32_t>(std::max<int64_t>(n_prompt, 1));
+  kernels::CpuBackend backend(mo.threads);
+  Engine engine(*model, backend, eo);
+
+  const WeightTraffic traffic = weight_traffic(*model);
+  std::string label = c.arch;
+  if (!c.name.empty() && c.name != c.arch) label.append(" \"" + c.name + "\"");
+  std::printf("model: %s (%s, %d layers, n_embd %d, n_ff %d, n_vocab %d)\n", path.c_str(),
+              label.c_str(), c.n_layer, c.n_embd, c.n_ff, c.n_vocab);
+  std::string mix;
+  for (const auto& [name, share] : type_mix(*model)) {
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "%s%s x%d (%.2f MiB)", mix.empty() ? "" : ", ", name.c_str(),
+                  share.n_tensors, mib(share.bytes));
+    mix.append(buf);
+  }
+  std::printf("type mix: %s\n", mix.c_str());
+  std::printf("weight bytes: %llu in the file (%.2f MiB)\n",
+              static_cast<unsigned long long>(model->weight_bytes()), mib(model->weight_bytes()));
+  std::printf(
+      "weight bytes read per decode token: %llu = layer matrices %llu + output %llu%s + "
+      "token_embd one row %llu + f32 norms/biases %llu\n",
+      static_cast<unsigned long long>(traffic.per_pass(1)),
+      static_cast<unsigned long long>(traffic.matrices),
+      static_cast<unsigned long long>(traffic.output),
+      model->output().data == model->token_embd().data ? " (tied: the embedding table)" : "",
+      static_cast<unsigned long long>(traffic.embd_row),
+      static_cast<unsigned long long>(traffic.vectors));
+  std::printf("threads: %d, ISA: %s, matmul: %s, n_ctx %d, n_batch %d\n", backend.n_threads(),
+              kernels::isa_name(backend.isa()),
+              mo.exact ? "exact (f32 activations)" : "fast (quantized activations)", eo.n_ctx,
+              eo.n_batch);
+  std::fflush(stdout);
+
+  // Measured before and again after the timed runs (best of both kept): on a shared machine one
+  // short window can be disturbed.
+  ReadBandwidth bw = measure_read_bandwidth(backend.pool(), bw_bytes);
+  const double bw_before = bw.gb_per_s;
+
+  const std::vector<int32_t> prompt = bench_tokens(n_prompt, c.n_vocab, 1);
+  const std::vector<int32_t> gen = bench_tokens(n_gen, c.n_vocab, 2);
+  Figure pp{"pp" + std::to_string(n_prompt), n_prompt, 1, traffic.per_pass(n_prompt), {}};
+  Figure tg{"tg" + std::to_string(n_gen), n_gen, n_gen, traffic.per_pass(1), {}};
+  for (int rep = -1; rep < reps; ++rep) {
+    engine.reset();
+    if (n_prompt > 0) {
+      const auto t0 = std::chrono::steady_clock::now();
+      engine.eval(prompt);
+      const double s = seconds_since(t0);
+      if (rep >= 0) pp.tokens_per_s.push_back(static_cast<double>(n_prompt) / s);
+    }
+    if (n_gen > 0) {
+      const auto t0 = std::chrono::steady_clock::now();
+      for (const int32_t& id : gen) engine.eval(std::span<const int32_t>(&id, 1));
+      const double s = seconds_since(t0);
+      if (rep >= 0) tg.tokens_per_s.push_back(static_cast<double>(n_gen) / s);
+    }
+  }
+
+  const ReadBandwidth bw_after = measure_read_bandwidth(backend.pool(), bw_bytes);
+  bw.mean_gb_per_s = (bw.mean_gb_per_s + bw_after.mean_gb_per_s) / 2;
+  bw.gb_per_s = std::max(bw.gb_per_s, bw_after.gb_per_s);
+  bw.n_runs += bw_after.n_runs;
+  std::printf(
+      "machine read bandwidth: %.2f GB/s best (%.2f before, %.2f after the timed runs), %.2f GB/s "
+      "mean (%d threads summing %.0f MiB, %d runs; last-level cache %.0f MiB)\n",
+      bw.gb_per_s, bw_before, bw_after.gb_per_s, bw.mean_gb_per_s, bw.n_threads,
+      mib(bw.buffer_bytes), bw.n_runs, mib(last_level_cache_bytes()));
+
+  std::vector<const Figure*> figures;
+  if (n_prompt > 0) figures.push_back(&pp);
+  if (n_gen > 0) figures.push_back(&tg);
+  std::printf("\n%-8s | %10s | %10s | %9s | %11s | %17s | %10s\n", "test", "tokens/s", "mean t/s",
+              "ms/token", "weight GB/s", "machine read GB/s", "% of limit");
+  std::printf(
+      "---------|------------|------------|-----------|-------------|-------------------|"
+      "-----------\n");
+  for (const Figure* f : figures) {
+    std::printf("%-8s | %10.2f | %10.2f | %9.3f | %11.2f | %17.2f | %9.1f%%\n", f->test.c_str(),
+                f->best(), f->mean(), 1000.0 / f->best(), f->weight_gb_per_s(), bw.gb_per_s,
+                100.0 * f->weight_gb_per_s() / bw.gb_per_s);
+  }
+  std::printf(
+      "(best of %d after one warm-up; weight GB/s = weight bytes read per pass x passes/s)\n",
+      reps);
+  const bool fits_in_cache = traffic.per_pass(1) <= last_level_cache_bytes();
+  if (fits_in_cache) {
+    std::printf(
+        "note: the weights fit in the last-level cache, so decode is not bound by the "
+        "memory read bandwidth\n");
+  } else if (n_gen > 0 && tg.weight_gb_per_s() > bw.gb_per_s) {
+    std::printf(
+        "warning: decode read weights faster than the measured bandwidth: the bandwidth "
+        "runs were disturbed (busy machine?); repeat when it is quiet\n");
+  }
+  if (markdown) {
+    std::string file = path.substr(path.find_last_of('/') + 1);
+    const auto mix_v = type_mix(*model);
+    std::printf(
+        "\n| model | main type | weights MiB | threads | ISA | test | tokens/s | ms/token | "
+        "weight GB/s | read GB/s | %% of limit |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (const Figure* f : figures) {
+      std::printf("| %s | %s | %.1f | %d | %s | %s | %.2f | %.3f | %.2f | %.2f | %.1f%% |\n",
+                  file.c_str(), mix_v.front().first.c_str(), mib(model->weight_bytes()),
+                  backend.n_threads(), kernels::isa_name(backend.isa()), f->test.c_str(), f->best(),
+                  1000.0 / f->best(), f->weight_gb_per_s(), bw.gb_per_s,
+                  100.0 * f->weight_gb_per_s() / bw.gb_per_s);
+    }
+  }
+  return 0;
+}
+
+}  // namespace momentkv::tools
