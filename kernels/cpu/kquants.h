@@ -7,17 +7,17 @@
 
 namespace momentkv::kernels {
 
-#define MOMENTKV_KQUANT_DECLS                                                  \
-  void dequantize_q4_k(const void* src, float* dst, int64_t n);                \
-  void dequantize_q5_k(const void* src, float* dst, int64_t n);                \
-  void dequantize_q6_k(const void* src, float* dst, int64_t n);                \
-  float dot_f32_q4_k(const void* w, const float* x, int64_t n);                \
-  float dot_f32_q5_k(const void* w, const float* x, int64_t n);                \
-  float dot_f32_q6_k(const void* w, const float* x, int64_t n);                \
-  /* Q8_K activation block: f32 d; i8 qs[256]; i16 bsums[16] (292 bytes) */    \
-  void quantize_q8_k(const float* src, void* dst, int64_t n);                  \
-  float dot_q8k_q4_k(const void* w, const void* xq, int64_t n);                \
-  float dot_q8k_q5_k(const void* w, const void* xq, int64_t n);                \
+#define MOMENTKV_KQUANT_DECLS                                               \
+  void dequantize_q4_k(const void* src, float* dst, int64_t n);             \
+  void dequantize_q5_k(const void* src, float* dst, int64_t n);             \
+  void dequantize_q6_k(const void* src, float* dst, int64_t n);             \
+  float dot_f32_q4_k(const void* w, const float* x, int64_t n);             \
+  float dot_f32_q5_k(const void* w, const float* x, int64_t n);             \
+  float dot_f32_q6_k(const void* w, const float* x, int64_t n);             \
+  /* Q8_K activation block: f32 d; i8 qs[256]; i16 bsums[16] (292 bytes) */ \
+  void quantize_q8_k(const float* src, void* dst, int64_t n);               \
+  float dot_q8k_q4_k(const void* w, const void* xq, int64_t n);             \
+  float dot_q8k_q5_k(const void* w, const void* xq, int64_t n);             \
   float dot_q8k_q6_k(const void* w, const void* xq, int64_t n);
 
 namespace scalar {

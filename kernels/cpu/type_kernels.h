@@ -30,6 +30,8 @@ struct TypeKernels {
 // Kernels for `t` on `isa` (falls back to scalar entries where a fast one is missing).
 // Throws momentkv::Error for a type without kernels.
 const TypeKernels& type_kernels(GgmlType t, Isa isa);
-inline const TypeKernels& type_kernels(GgmlType t) { return type_kernels(t, best_isa()); }
+inline const TypeKernels& type_kernels(GgmlType t) {
+  return type_kernels(t, best_isa());
+}
 
 }  // namespace momentkv::kernels
