@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libpcre2-dev            # Unicode pre-tokenizer regexes (BPE tokenizers)
+  libtomlplusplus-dev     # the momentkvd.toml configuration
   libgtest-dev googletest # unit and model tests
   clang-format            # the style check
   g++-aarch64-linux-gnu   # cross-compiling core + kernels for Jetson (aarch64)

@@ -1,5 +1,7 @@
 #include "tools/args.h"
 
+#include "core/engine/memory_budget.h"
+
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -125,34 +127,9 @@ double ArgParser::to_double(const std::string& flag, const std::string& v) {
 }
 
 uint64_t ArgParser::to_bytes(const std::string& flag, const std::string& v) {
-  size_t used = 0;
-  double x = 0;
-  try {
-    x = std::stod(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  std::string unit = v.substr(used);
-  for (auto& ch : unit) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  double mult = 0;
-  if (unit.empty() || unit == "b")
-    mult = 1;
-  else if (unit == "k" || unit == "kib")
-    mult = 1024.0;
-  else if (unit == "m" || unit == "mib")
-    mult = 1024.0 * 1024;
-  else if (unit == "g" || unit == "gib")
-    mult = 1024.0 * 1024 * 1024;
-  else if (unit == "kb")
-    mult = 1e3;
-  else if (unit == "mb")
-    mult = 1e6;
-  else if (unit == "gb")
-    mult = 1e9;
-  if (used == 0 || mult == 0 || !(x >= 0) || x * mult > 1.8e19) {
-    throw UsageError(flag + " expects a size like 512MiB or 2G, got '" + v + "'");
-  }
-  return static_cast<uint64_t>(x * mult);
+  const auto b = parse_bytes(v);
+  if (!b) throw UsageError(flag + " expects a size like 512MiB or 2G, got '" + v + "'");
+  return *b;
 }
 
 }  // namespace momentkv::tools

@@ -72,6 +72,12 @@ void KvOptions::add_to(ArgParser& p) {
         });
 }
 
+void KvOptions::apply_config(const KvConfig& kv, uint64_t memory_budget) {
+  kv_ = kv;
+  budget_given_ = true;
+  if (memory_budget > 0) memory_budget_ = memory_budget;
+}
+
 KvConfig KvOptions::config(int32_t max_tokens, int32_t n_prompt, int32_t n_ctx) const {
   KvConfig c = kv_;
   if (c.policy == "full" && !budget_given_) {

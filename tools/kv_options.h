@@ -19,6 +19,8 @@ class KvOptions {
   // after `n_prompt`): `full` without --decode-budget gets exactly that many decode slots.
   KvConfig config(int32_t max_tokens, int32_t n_prompt, int32_t n_ctx) const;
   std::optional<uint64_t> memory_budget() const { return memory_budget_; }
+  // Takes the [kv] and [memory] values of a config file as defaults.
+  void apply_config(const KvConfig& kv, uint64_t memory_budget);
 
  private:
   KvConfig kv_;

@@ -30,6 +30,25 @@ void ModelOptions::add_to(ArgParser& p) {
                [this] { exact = true; });
 }
 
+void ModelOptions::apply_config(const DaemonConfig& c) {
+  if (!c.model_path.empty()) model_path = c.model_path;
+  threads = c.threads;
+  n_ctx = c.context;
+  n_batch = c.batch;
+  exact = c.exact;
+}
+
+std::optional<DaemonConfig> preload_config(ArgParser& p, int argc, char** argv) {
+  p.add({"--config"}, "FILE", "read defaults from a momentkvd.toml file (flags override it)",
+        [](const std::string&) {});
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--config" && i + 1 < argc) return load_daemon_config(argv[i + 1]);
+    if (a.rfind("--config=", 0) == 0) return load_daemon_config(a.substr(9));
+  }
+  return std::nullopt;
+}
+
 std::string ModelOptions::resolved_model_path() const {
   return model_path.empty() ? default_model_path() : model_path;
 }

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/engine/engine.h"
 #include "core/model/model.h"
+#include "daemon/daemon_config.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "tools/args.h"
 
@@ -22,6 +24,8 @@ struct ModelOptions {
 
   // Registers -m, -t, -c, -b, --exact on `p`.
   void add_to(ArgParser& p);
+  // Takes the [model] values of a config file as defaults (flags given later override them).
+  void apply_config(const DaemonConfig& c);
   // The model path after defaults: -m, $MOMENTKV_MODEL, or the bundled test model.
   std::string resolved_model_path() const;
   EngineOptions engine_options() const;
@@ -29,5 +33,10 @@ struct ModelOptions {
 
 // The default model: $MOMENTKV_MODEL or ../shared/models/stories260K/stories260K.gguf.
 std::string default_model_path();
+
+// Loads the file named by `--config FILE` (or --config=FILE) in argv, if any, so that its values
+// become defaults before the flags are parsed; also registers --config on `p`. Throws
+// ConfigError for a bad file.
+std::optional<DaemonConfig> preload_config(ArgParser& p, int argc, char** argv);
 
 }  // namespace momentkv::tools

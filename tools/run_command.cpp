@@ -39,6 +39,10 @@ int cmd_run(int argc, char** argv) {
     prompt = ss.str();
     prompt_given = true;
   });
+  if (auto cfg = preload_config(p, argc, argv)) {
+    mo.apply_config(*cfg);
+    ko.apply_config(cfg->kv, cfg->memory_budget);
+  }
   bool no_display_prompt = false;
   p.add_switch({"--no-display-prompt"}, "do not echo the prompt",
                [&] { no_display_prompt = true; });

@@ -4,6 +4,9 @@
 // is refused up front with the bytes needed and available.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
+
 #include "tests/support/subprocess.h"
 #include "tests/support/test_paths.h"
 
@@ -91,6 +94,32 @@ TEST(RunCommand, MissingOrCorruptModelIsAClearError) {
       {test::momentkv_binary(), "run", "-m", test::model_path("stories260K/stories260K.bin")});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("magic"), std::string::npos) << r.err;
+}
+
+TEST(RunCommand, ConfigFileSetsDefaultsAndFlagsOverrideIt) {
+  const std::string path = ::testing::TempDir() + "/momentkv-run-test.toml";
+  {
+    std::ofstream f(path);
+    f << "[model]\nthreads = 1\n[memory]\nbudget = \"16MiB\"\n"
+         "[kv]\npolicy = \"moment\"\nalpha = 0.5\ndecode_budget = 32\n";
+  }
+  auto r = test::run_process(run_args({"--config", path, "-n", "100"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("policy moment"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("alpha 0.5"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("decode_budget 32"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("(budget 16.00 MiB)"), std::string::npos) << r.err;
+  r = test::run_process(run_args({"--config", path, "-n", "100", "--decode-budget", "48"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("decode_budget 48"), std::string::npos) << r.err;
+  {
+    std::ofstream f(path);
+    f << "[kv]\npolicy = \"lru\"\n";
+  }
+  r = test::run_process(run_args({"--config", path}));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("kv.policy"), std::string::npos) << r.err;
+  std::remove(path.c_str());
 }
 
 TEST(RunCommand, TokenizePrintsIds) {

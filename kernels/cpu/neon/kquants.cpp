@@ -16,44 +16,13 @@
 #include <cstring>
 
 #include "core/tensor/fp16.h"
+#include "kernels/cpu/kquant_blocks.h"
 #include "kernels/cpu/kquants.h"
 
 namespace momentkv::kernels::neon {
 namespace {
 
-constexpr int kQk = 256;
-
-struct BlockQ4K {
-  uint16_t d;
-  uint16_t dmin;
-  uint8_t scales[12];
-  uint8_t qs[128];
-};
-static_assert(sizeof(BlockQ4K) == 144);
-
-struct BlockQ5K {
-  uint16_t d;
-  uint16_t dmin;
-  uint8_t scales[12];
-  uint8_t qh[32];
-  uint8_t qs[128];
-};
-static_assert(sizeof(BlockQ5K) == 176);
-
-struct BlockQ6K {
-  uint8_t ql[128];
-  uint8_t qh[64];
-  int8_t scales[16];
-  uint16_t d;
-};
-static_assert(sizeof(BlockQ6K) == 210);
-
-struct BlockQ8K {
-  float d;
-  int8_t qs[256];
-  int16_t bsums[16];
-};
-static_assert(sizeof(BlockQ8K) == 292);
+constexpr int kQk = kQkBlock;
 
 // The eight 6-bit scales and mins of a Q4_K/Q5_K block, as bytes sc[0..7] and m[0..7].
 struct ScalesMins {

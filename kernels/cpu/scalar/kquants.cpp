@@ -14,55 +14,13 @@
 #include <cstring>
 
 #include "core/tensor/fp16.h"
+#include "kernels/cpu/kquant_blocks.h"
 #include "kernels/cpu/kquants.h"
 
 namespace momentkv::kernels::scalar {
 namespace {
 
-constexpr int kQk = 256;
-
-struct BlockQ4K {
-  uint16_t d;
-  uint16_t dmin;
-  uint8_t scales[12];
-  uint8_t qs[128];
-};
-static_assert(sizeof(BlockQ4K) == 144);
-
-struct BlockQ5K {
-  uint16_t d;
-  uint16_t dmin;
-  uint8_t scales[12];
-  uint8_t qh[32];
-  uint8_t qs[128];
-};
-static_assert(sizeof(BlockQ5K) == 176);
-
-struct BlockQ6K {
-  uint8_t ql[128];
-  uint8_t qh[64];
-  int8_t scales[16];
-  uint16_t d;
-};
-static_assert(sizeof(BlockQ6K) == 210);
-
-struct BlockQ8K {
-  float d;
-  int8_t qs[256];
-  int16_t bsums[16];
-};
-static_assert(sizeof(BlockQ8K) == 292);
-
-// Unpacks the 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes.
-void unpack_scale_min(const uint8_t* scales, int j, int& sc, int& m) {
-  if (j < 4) {
-    sc = scales[j] & 63;
-    m = scales[j + 4] & 63;
-  } else {
-    sc = (scales[j + 4] & 15) | ((scales[j - 4] >> 6) << 4);
-    m = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
-  }
-}
+constexpr int kQk = kQkBlock;
 
 // Inverse of unpack_scale_min for all eight sub-blocks (each value 0..63).
 void pack_scale_min(const uint8_t* sc, const uint8_t* m, uint8_t* scales) {

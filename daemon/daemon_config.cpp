@@ -1,0 +1,155 @@
+#include "daemon/daemon_config.h"
+
+#include <toml++/toml.h>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "core/engine/memory_budget.h"
+
+namespace momentkv {
+
+namespace {
+
+class Reader {
+ public:
+  Reader(const toml::table& root, std::string source) : root_(root), source_(std::move(source)) {}
+
+  // Rejects sections and keys that are not in `allowed`.
+  void check_keys(const std::map<std::string, std::set<std::string>>& allowed) const {
+    for (const auto& [section, node] : root_) {
+      const std::string name(section.str());
+      auto it = allowed.find(name);
+      if (it == allowed.end()) fail(name, "unknown section [" + name + "]");
+      const auto* table = node.as_table();
+      if (!table) fail(name, "must be a table ([" + name + "])");
+      for (const auto& [key, value] : *table) {
+        (void)value;
+        if (!it->second.count(std::string(key.str()))) {
+          fail(name + "." + std::string(key.str()), "unknown key");
+        }
+      }
+    }
+  }
+
+  template <typename T>
+  std::optional<T> get(const std::string& section, const std::string& key) const {
+    const auto node = root_[section][key];
+    if (!node) return std::nullopt;
+    if constexpr (std::is_same_v<T, bool>) {
+      if (!node.is_boolean()) fail(section + "." + key, "must be true or false");
+      return node.value<bool>();
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      if (!node.is_string()) fail(section + "." + key, "must be a string");
+      return node.value<std::string>();
+    } else if constexpr (std::is_same_v<T, double>) {
+      if (!node.is_number()) fail(section + "." + key, "must be a number");
+      return node.value<double>();
+    } else {
+      if (!node.is_integer()) fail(section + "." + key, "must be an integer");
+      return node.value<int64_t>();
+    }
+  }
+
+  int32_t get_int(const std::string& section, const std::string& key, int32_t def, int64_t lo,
+                  int64_t hi) const {
+    const auto v = get<int64_t>(section, key);
+    if (!v) return def;
+    if (*v < lo || *v > hi) {
+      fail(section + "." + key, "= " + std::to_string(*v) + " is out of range [" +
+                                    std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    }
+    return static_cast<int32_t>(*v);
+  }
+
+  std::string get_choice(const std::string& section, const std::string& key, const std::string& def,
+                         const std::set<std::string>& allowed) const {
+    const auto v = get<std::string>(section, key);
+    if (!v) return def;
+    if (!allowed.count(*v)) {
+      std::string list;
+      for (const auto& a : allowed) list.append(list.empty() ? "" : ", ").append(a);
+      fail(section + "." + key, "= \"" + *v + "\" is not one of: " + list);
+    }
+    return *v;
+  }
+
+  [[noreturn]] void fail(const std::string& key, const std::string& what) const {
+    throw ConfigError(source_ + ": " + key + " " + what);
+  }
+
+ private:
+  const toml::table& root_;
+  std::string source_;
+};
+
+}  // namespace
+
+DaemonConfig parse_daemon_config(const std::string& text, const std::string& source) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << source << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+       << e.description();
+    throw ConfigError(os.str());
+  }
+  Reader r(root, source);
+  r.check_keys({
+      {"model", {"path", "threads", "context", "batch", "exact"}},
+      {"memory", {"budget"}},
+      {"kv",
+       {"policy", "alpha", "decode_budget", "type", "scope", "grace", "normalize", "granularity",
+        "recent", "sinks", "prefill_budget", "snapkv_window", "snapkv_kernel"}},
+  });
+  DaemonConfig c;
+  c.model_path = r.get<std::string>("model", "path").value_or("");
+  c.threads = r.get_int("model", "threads", 0, 0, 1024);
+  c.context = r.get_int("model", "context", 0, 0, 1 << 24);
+  c.batch = r.get_int("model", "batch", 64, 1, 4096);
+  c.exact = r.get<bool>("model", "exact").value_or(false);
+  if (const auto b = r.get<std::string>("memory", "budget")) {
+    const auto bytes = parse_bytes(*b);
+    if (!bytes) r.fail("memory.budget", "= \"" + *b + "\" is not a size like \"512MiB\"");
+    c.memory_budget = *bytes;
+  } else if (root["memory"]["budget"]) {
+    r.fail("memory.budget", "must be a string such as \"512MiB\"");
+  }
+  KvConfig& kv = c.kv;
+  kv.policy =
+      r.get_choice("kv", "policy", "full", {"full", "moment", "h2o", "tova", "streaming", "scope"});
+  if (const auto a = r.get<double>("kv", "alpha")) {
+    if (!(*a >= 0.0 && *a <= 1.0))
+      r.fail("kv.alpha", "= " + std::to_string(*a) + " is out of range [0, 1]");
+    kv.alpha = static_cast<float>(*a);
+  }
+  kv.decode_budget = r.get_int("kv", "decode_budget", 512, 0, 1 << 24);
+  kv.type = *parse_kv_type(r.get_choice("kv", "type", "f16", {"f16", "f32", "q8_0"}));
+  kv.scope = r.get_choice("kv", "scope", "decode", {"decode", "unified"}) == "decode"
+                 ? KvScope::kDecode
+                 : KvScope::kUnified;
+  kv.grace = r.get_int("kv", "grace", 0, 0, 1 << 20);
+  kv.normalize = r.get<bool>("kv", "normalize").value_or(false);
+  kv.granularity = r.get_choice("kv", "granularity", "layer", {"layer", "kv_head"}) == "layer"
+                       ? Granularity::kLayer
+                       : Granularity::kKvHead;
+  kv.recent = r.get_int("kv", "recent", -1, -1, 1 << 24);
+  kv.sinks = r.get_int("kv", "sinks", 4, 0, 1 << 20);
+  kv.prefill_budget = r.get_int("kv", "prefill_budget", 0, 0, 1 << 24);
+  kv.snapkv_window = r.get_int("kv", "snapkv_window", 32, 1, 4096);
+  kv.snapkv_kernel = r.get_int("kv", "snapkv_kernel", 5, 1, 63);
+  if (auto err = kv.validate()) throw ConfigError(source + ": kv." + *err);
+  return c;
+}
+
+DaemonConfig load_daemon_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError("cannot read config file " + path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return parse_daemon_config(ss.str(), path);
+}
+
+}  // namespace momentkv

@@ -1,0 +1,37 @@
+// The momentkvd configuration (TOML, /etc/momentkv/momentkvd.toml): model, memory budget and KV
+// policy. Every key has a default; an unknown key, a wrong type or a value out of range is an
+// error that names the key, the value and what is allowed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/kv/kv_config.h"
+#include "core/util/error.h"
+
+namespace momentkv {
+
+struct DaemonConfig {
+  // [model]
+  std::string model_path;  // path = "..." (required to serve; `momentkv run` may pass -m)
+  int32_t threads = 0;     // 0: one per CPU
+  int32_t context = 0;     // positions allowed; 0: the model's trained context
+  int32_t batch = 64;      // prompt tokens per forward pass
+  bool exact = false;      // f32 activations inside quantized matmuls
+  // [memory]
+  uint64_t memory_budget = 0;  // budget = "512MiB": weights + KV + scratch; 0: no limit
+  // [kv]
+  KvConfig kv;
+};
+
+class ConfigError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Parses TOML text; `source` names it in errors ("momentkvd.toml"). Throws ConfigError.
+DaemonConfig parse_daemon_config(const std::string& text, const std::string& source);
+// Reads and parses a file. Throws ConfigError (also when it cannot be read).
+DaemonConfig load_daemon_config(const std::string& path);
+
+}  // namespace momentkv

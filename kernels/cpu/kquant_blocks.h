@@ -1,0 +1,55 @@
+// Block layouts of the K-quants (../shared/docs/FORMATS.md), shared by the scalar, AVX2 and NEON
+// kernels. Every block covers kQkBlock = 256 elements.
+#pragma once
+
+#include <cstdint>
+
+namespace momentkv::kernels {
+
+inline constexpr int kQkBlock = 256;
+
+struct BlockQ4K {
+  uint16_t d;          // f16 super-block scale
+  uint16_t dmin;       // f16 super-block min scale
+  uint8_t scales[12];  // 8 packed 6-bit (scale, min) pairs
+  uint8_t qs[128];     // 4-bit quants, two per byte
+};
+static_assert(sizeof(BlockQ4K) == 144);
+
+struct BlockQ5K {
+  uint16_t d;
+  uint16_t dmin;
+  uint8_t scales[12];
+  uint8_t qh[32];  // fifth bits
+  uint8_t qs[128];
+};
+static_assert(sizeof(BlockQ5K) == 176);
+
+struct BlockQ6K {
+  uint8_t ql[128];    // low 4 bits
+  uint8_t qh[64];     // high 2 bits
+  int8_t scales[16];  // 8-bit scales of 16-element groups
+  uint16_t d;
+};
+static_assert(sizeof(BlockQ6K) == 210);
+
+// Activations for the integer dot products.
+struct BlockQ8K {
+  float d;
+  int8_t qs[256];
+  int16_t bsums[16];  // sums of qs over groups of 16
+};
+static_assert(sizeof(BlockQ8K) == 292);
+
+// The 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes of a Q4_K/Q5_K block.
+inline void unpack_scale_min(const uint8_t* scales, int j, int& sc, int& m) {
+  if (j < 4) {
+    sc = scales[j] & 63;
+    m = scales[j + 4] & 63;
+  } else {
+    sc = (scales[j + 4] & 15) | ((scales[j - 4] >> 6) << 4);
+    m = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
+  }
+}
+
+}  // namespace momentkv::kernels

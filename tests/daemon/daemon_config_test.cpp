@@ -1,0 +1,118 @@
+// momentkvd.toml: the shipped default parses, every key is read, and bad files are errors that
+// name the key and the value.
+#include <gtest/gtest.h>
+
+#include "daemon/daemon_config.h"
+#include "tests/support/test_paths.h"
+
+namespace momentkv {
+namespace {
+
+std::string error_of(const std::string& text) {
+  try {
+    parse_daemon_config(text, "test.toml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
+TEST(DaemonConfig, ShippedDefaultParses) {
+  const auto c = load_daemon_config(std::string(MOMENTKV_SOURCE_DIR) + "/configs/momentkvd.toml");
+  EXPECT_EQ(c.model_path, "/var/lib/momentkv/models/model.gguf");
+  EXPECT_EQ(c.memory_budget, 2ull << 30);
+  EXPECT_EQ(c.kv.policy, "full");
+  EXPECT_EQ(c.kv.decode_budget, 512);
+  EXPECT_EQ(c.kv.type, KvType::kF16);
+}
+
+TEST(DaemonConfig, EmptyFileGivesDefaults) {
+  const auto c = parse_daemon_config("", "empty.toml");
+  EXPECT_EQ(c.memory_budget, 0u);
+  EXPECT_EQ(c.batch, 64);
+  EXPECT_EQ(c.kv.policy, "full");
+  EXPECT_FLOAT_EQ(c.kv.alpha, 0.9f);
+}
+
+TEST(DaemonConfig, EveryKeyIsRead) {
+  const auto c = parse_daemon_config(R"(
+[model]
+path = "/m.gguf"
+threads = 3
+context = 4096
+batch = 32
+exact = true
+[memory]
+budget = "1.5GiB"
+[kv]
+policy = "moment"
+alpha = 0.95
+decode_budget = 256
+type = "q8_0"
+scope = "unified"
+grace = 8
+normalize = true
+granularity = "kv_head"
+recent = 16
+sinks = 2
+prefill_budget = 1024
+snapkv_window = 16
+snapkv_kernel = 7
+)",
+                                     "all.toml");
+  EXPECT_EQ(c.model_path, "/m.gguf");
+  EXPECT_EQ(c.threads, 3);
+  EXPECT_EQ(c.context, 4096);
+  EXPECT_EQ(c.batch, 32);
+  EXPECT_TRUE(c.exact);
+  EXPECT_EQ(c.memory_budget, static_cast<uint64_t>(1.5 * (1ull << 30)));
+  EXPECT_EQ(c.kv.policy, "moment");
+  EXPECT_FLOAT_EQ(c.kv.alpha, 0.95f);
+  EXPECT_EQ(c.kv.decode_budget, 256);
+  EXPECT_EQ(c.kv.type, KvType::kQ8_0);
+  EXPECT_EQ(c.kv.scope, KvScope::kUnified);
+  EXPECT_EQ(c.kv.grace, 8);
+  EXPECT_TRUE(c.kv.normalize);
+  EXPECT_EQ(c.kv.granularity, Granularity::kKvHead);
+  EXPECT_EQ(c.kv.recent, 16);
+  EXPECT_EQ(c.kv.sinks, 2);
+  EXPECT_EQ(c.kv.prefill_budget, 1024);
+  EXPECT_EQ(c.kv.snapkv_window, 16);
+  EXPECT_EQ(c.kv.snapkv_kernel, 7);
+}
+
+TEST(DaemonConfig, ErrorsNameKeyAndValue) {
+  struct Case {
+    const char* text;
+    const char* must_contain;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"[kv]\npolicy = \"lru\"", "kv.policy"},
+           {"[kv]\npolicy = \"lru\"", "lru"},
+           {"[kv]\nalpha = 1.5", "kv.alpha"},
+           {"[kv]\nalpha = \"high\"", "must be a number"},
+           {"[kv]\ndecode_budget = -3", "-3"},
+           {"[kv]\ntype = \"q4_0\"", "kv.type"},
+           {"[kv]\nbogus = 1", "kv.bogus"},
+           {"[kv]\nbogus = 1", "unknown key"},
+           {"[server]\nsocket = \"/run/x\"", "unknown section [server]"},
+           {"[model]\nthreads = \"four\"", "model.threads"},
+           {"[model]\nbatch = 0", "model.batch"},
+           {"[memory]\nbudget = \"lots\"", "memory.budget"},
+           {"[memory]\nbudget = 512", "memory.budget"},
+           {"[kv]\npolicy = \"moment\"\ndecode_budget = 0", "decode_budget"},
+           {"[kv\npolicy = 1", "test.toml:1"},
+           {"[kv]\nnormalize = 1", "kv.normalize"},
+       }) {
+    const auto err = error_of(c.text);
+    EXPECT_NE(err, "accepted") << c.text;
+    EXPECT_NE(err.find(c.must_contain), std::string::npos) << c.text << " -> " << err;
+  }
+}
+
+TEST(DaemonConfig, MissingFileIsAnError) {
+  EXPECT_THROW(load_daemon_config("/nonexistent/momentkvd.toml"), ConfigError);
+}
+
+}  // namespace
+}  // namespace momentkv
