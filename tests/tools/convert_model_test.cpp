@@ -16,6 +16,7 @@
 #include "core/tokenizer/tokenizer.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/type_kernels.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/test_paths.h"
 
 namespace momentkv {
@@ -23,23 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh directory under the system temp dir, removed with its contents at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() / ("momentkv-convert-" + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using test::TempDir;
 
 std::string checkpoint_path() {
   return test::model_path("stories260K/stories260K.bin");

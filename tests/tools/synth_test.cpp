@@ -12,6 +12,7 @@
 #include "core/engine/engine.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/type_kernels.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/test_paths.h"
 
 namespace momentkv {
@@ -19,22 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() / ("momentkv-synth-" + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using test::TempDir;
 
 // Runs `momentkv synth <args> -o out`; returns the exit status and the combined output.
 std::pair<int, std::string> synth(const TempDir& dir, const std::string& args,
