@@ -50,6 +50,10 @@ Engine::Engine(const Model& model, Backend& backend, EngineOptions options)
   rope_cs_.resize(sz(b, 2 * rope_.n_pairs()));
   positions_.resize(static_cast<size_t>(b));
   logits_.reserve(static_cast<size_t>(c.n_vocab));
+  if (options_.probe_attention) {
+    kv_.enable_attention_stats();
+    probes_.resize(static_cast<size_t>(c.n_layer));
+  }
 }
 
 void Engine::reset() {
@@ -101,6 +105,27 @@ std::span<const float> Engine::eval(std::span<const int32_t> tokens, bool all_lo
     done += chunk;
   }
   return logits_;
+}
+
+void Engine::record_probe(int32_t layer, int32_t n_queries) {
+  // Mean over all query heads (and queries) of lane 0's slots; with a per-layer policy every lane
+  // holds the same tokens, and with per-head lanes this is KV head 0's view.
+  const ModelConfig& c = model_.config();
+  const KvCells& cells = kv_.cells(layer, 0);
+  AttentionProbe& p = probes_[static_cast<size_t>(layer)];
+  const int32_t n = cells.n_used();
+  p.pos.assign(cells.positions(), cells.positions() + n);
+  p.prob.assign(static_cast<size_t>(n), 0.0f);
+  const float* stats = kv_.layer_stats();
+  const int32_t group = c.n_head / c.n_head_kv;
+  const bool same_lanes = kv_.policy().granularity() == Granularity::kLayer;
+  const int32_t lanes = same_lanes ? c.n_head_kv : 1;
+  for (int32_t h = 0; h < lanes; ++h) {
+    const float* row = stats + static_cast<size_t>(h) * static_cast<size_t>(kv_.stats_stride());
+    for (int32_t s = 0; s < n; ++s) p.prob[static_cast<size_t>(s)] += row[s];
+  }
+  const float inv = 1.0f / static_cast<float>(lanes * group * std::max(n_queries, 1));
+  for (auto& v : p.prob) v *= inv;
 }
 
 void Engine::forward(const int32_t* tokens, int32_t n, bool all_logits, float* logits,
@@ -161,6 +186,7 @@ void Engine::forward(const int32_t* tokens, int32_t n, bool all_logits, float* l
     attn.attn_sum = decode_step ? kv_.begin_layer_stats(l, true)
                                 : kv_.begin_prefill_stats(l, n, &attn.observe_from);
     backend_.attention(attn);
+    if (options_.probe_attention && decode_step && attn.attn_sum) record_probe(l, n);
     kv_.after_attention(l, c.n_head / c.n_head_kv, n, decode_step);
 
     backend_.matmul(w.wo, attn_.data(), n, xn_.data(), prec);

@@ -24,6 +24,9 @@ struct EngineOptions {
   int32_t n_batch = 64;  // prompt tokens per forward pass
   MatmulPrecision precision = MatmulPrecision::kFast;
   KvConfig kv = plain_kv();
+  // Record, on every decode step, each layer's attention (mean over all query heads) on every
+  // resident position, before any eviction (evaluation diagnostics; costs a copy per layer).
+  bool probe_attention = false;
 
   // A cache that never evicts, in f32 (the reference configuration).
   static KvConfig plain_kv() {
@@ -56,6 +59,15 @@ class Engine {
   const Model& model() const { return model_; }
   const KvCache& kv() const { return kv_; }
   KvCache& kv() { return kv_; }
+  // With EngineOptions::probe_attention: the last decode step's attention of `layer`, one entry
+  // per resident position (pos[i], prob[i]); empty otherwise.
+  struct AttentionProbe {
+    std::vector<int32_t> pos;
+    std::vector<float> prob;
+  };
+  const AttentionProbe& attention_probe(int32_t layer) const {
+    return probes_[static_cast<size_t>(layer)];
+  }
   // Checks the KV cache invariants after every forward pass (tests).
   void set_check_invariants(bool on) { check_invariants_ = on; }
   // Bytes of scratch buffers and KV cache this engine holds.
@@ -63,6 +75,7 @@ class Engine {
 
  private:
   void forward(const int32_t* tokens, int32_t n, bool all_logits, float* logits, Region region);
+  void record_probe(int32_t layer, int32_t n_queries);
 
   const Model& model_;
   Backend& backend_;
@@ -76,6 +89,7 @@ class Engine {
   // Scratch, sized for n_batch tokens.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, rope_cs_, scores_, logits_;
   std::vector<int32_t> positions_;
+  std::vector<AttentionProbe> probes_;  // [n_layer] when probing
 };
 
 }  // namespace momentkv

@@ -81,6 +81,10 @@ int32_t KvCache::appended_slot(int32_t layer, int32_t kv_head, int32_t i) const 
   return lanes_[lane(layer, kv_head)].n_used() - n_last_append_ + i;
 }
 
+void KvCache::enable_attention_stats() {
+  if (stats_buf_.empty()) stats_buf_.assign(static_cast<size_t>(n_head_kv_) * capacity_, 0.0f);
+}
+
 float* KvCache::begin_prefill_stats(int32_t layer, int32_t n_tokens, int32_t* observe_from) {
   *observe_from = 0;
   if (stats_buf_.empty() || lanes_[lane(layer, 0)].n_prefill() <= config_.prefill_budget ||

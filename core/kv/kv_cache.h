@@ -71,6 +71,10 @@ class KvCache {
   // zeroed statistics buffer and the first query index to observe (SnapKV's window); else null.
   float* begin_prefill_stats(int32_t layer, int32_t n_tokens, int32_t* observe_from);
   int32_t stats_stride() const { return capacity_; }
+  // Gathers attention statistics on decode steps even when the policy needs none (diagnostics).
+  void enable_attention_stats();
+  // The statistics of the layer whose attention ran last: [n_head_kv][stats_stride()], or null.
+  const float* layer_stats() const { return stats_buf_.empty() ? nullptr : stats_buf_.data(); }
   // After layer `layer`'s attention: observe (decode steps), plan and apply evictions.
   void after_attention(int32_t layer, int32_t heads_per_lane, int32_t n_queries, bool decode_step);
   // Marks the end of the prompt: the unified limit is prompt tokens + budget from here on.
