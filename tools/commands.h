@@ -13,5 +13,6 @@ int cmd_synth(int argc, char** argv);
 int cmd_perplexity(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_kvbench(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
 
 }  // namespace momentkv::tools

@@ -30,6 +30,8 @@ constexpr Subcommand kCommands[] = {
      momentkv::tools::cmd_perplexity},
     {"bench", "prompt and decode tokens/s, with achieved vs measured memory bandwidth",
      momentkv::tools::cmd_bench},
+    {"eval", "fidelity of KV policies vs a full cache over a prompt set (sweeps, JSON/CSV/plots)",
+     momentkv::tools::cmd_eval},
     {"kvbench", "Moment-KV per-token cost vs a full cache, and long-generation speed and memory",
      momentkv::tools::cmd_kvbench},
 };
