@@ -70,10 +70,7 @@ uint64_t Engine::state_bytes() const {
 }
 
 bool Engine::can_eval(int32_t n, Region region) const {
-  if (n_ctx_ - n_past_ < n) return false;
-  if (region == Region::kPrefill) return kv_.can_append(n, region);
-  // Generated tokens go one forward pass at a time when the policy evicts.
-  return kv_.can_append(n, region);
+  return n_ctx_ - n_past_ >= n && kv_.can_append(n, region);
 }
 
 std::span<const float> Engine::eval(std::span<const int32_t> tokens, bool all_logits,

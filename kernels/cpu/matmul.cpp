@@ -94,9 +94,14 @@ void matmul(ThreadPool& pool, GgmlType w_type, const void* w, int64_t n_in, int6
   const size_t act_bytes = static_cast<size_t>(act_stride * static_cast<uint64_t>(n_tokens));
   if (scratch.size() < act_bytes) scratch.resize(act_bytes);
   std::byte* act = scratch.data();
-  pool.parallel_for(n_tokens, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) k.quantize_act(x + t * n_in, act + t * act_stride, n_in);
-  });
+  if (n_tokens == 1) {
+    k.quantize_act(x, act, n_in);  // one row: not worth waking the pool (decode's hot path)
+  } else {
+    pool.parallel_for(n_tokens, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t)
+        k.quantize_act(x + t * n_in, act + t * act_stride, n_in);
+    });
+  }
   auto dot = [f = k.dot_act, n_in](const std::byte* row, const std::byte* a) {
     return f(row, a, n_in);
   };
