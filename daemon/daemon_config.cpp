@@ -118,20 +118,22 @@ DaemonConfig parse_daemon_config(const std::string& text, const std::string& sou
     r.fail("memory.budget", "must be a string such as \"512MiB\"");
   }
   KvConfig& kv = c.kv;
-  kv.policy =
-      r.get_choice("kv", "policy", "full", {"full", "moment", "h2o", "tova", "streaming", "scope"});
+  const KvConfig def = DaemonConfig::recommended_kv();
+  kv.policy = r.get_choice("kv", "policy", def.policy,
+                           {"full", "moment", "h2o", "tova", "streaming", "scope"});
   if (const auto a = r.get<double>("kv", "alpha")) {
     if (!(*a >= 0.0 && *a <= 1.0))
       r.fail("kv.alpha", "= " + std::to_string(*a) + " is out of range [0, 1]");
     kv.alpha = static_cast<float>(*a);
   }
-  kv.decode_budget = r.get_int("kv", "decode_budget", 512, 0, 1 << 24);
+  kv.decode_budget = r.get_int("kv", "decode_budget", def.decode_budget, 0, 1 << 24);
   kv.type = *parse_kv_type(r.get_choice("kv", "type", "f16", {"f16", "f32", "q8_0"}));
-  kv.scope = r.get_choice("kv", "scope", "decode", {"decode", "unified"}) == "decode"
-                 ? KvScope::kDecode
-                 : KvScope::kUnified;
+  kv.scope =
+      r.get_choice("kv", "scope", kv_scope_name(def.scope), {"decode", "unified"}) == "decode"
+          ? KvScope::kDecode
+          : KvScope::kUnified;
   kv.grace = r.get_int("kv", "grace", 0, 0, 1 << 20);
-  kv.normalize = r.get<bool>("kv", "normalize").value_or(false);
+  kv.normalize = r.get<bool>("kv", "normalize").value_or(def.normalize);
   kv.granularity = r.get_choice("kv", "granularity", "layer", {"layer", "kv_head"}) == "layer"
                        ? Granularity::kLayer
                        : Granularity::kKvHead;

@@ -20,8 +20,18 @@ struct DaemonConfig {
   bool exact = false;      // f32 activations inside quantized matmuls
   // [memory]
   uint64_t memory_budget = 0;  // budget = "512MiB": weights + KV + scratch; 0: no limit
-  // [kv]
-  KvConfig kv;
+  // [kv]: defaults from the fidelity evaluation (docs/results.md).
+  KvConfig kv = recommended_kv();
+
+  static KvConfig recommended_kv() {
+    KvConfig c;
+    c.policy = "moment";
+    c.alpha = 0.9f;
+    c.normalize = true;
+    c.scope = KvScope::kUnified;
+    c.decode_budget = 512;
+    return c;
+  }
 };
 
 class ConfigError : public Error {

@@ -21,7 +21,10 @@ TEST(DaemonConfig, ShippedDefaultParses) {
   const auto c = load_daemon_config(std::string(MOMENTKV_SOURCE_DIR) + "/configs/momentkvd.toml");
   EXPECT_EQ(c.model_path, "/var/lib/momentkv/models/model.gguf");
   EXPECT_EQ(c.memory_budget, 2ull << 30);
-  EXPECT_EQ(c.kv.policy, "full");
+  EXPECT_EQ(c.kv.policy, "moment");
+  EXPECT_FLOAT_EQ(c.kv.alpha, 0.9f);
+  EXPECT_TRUE(c.kv.normalize);
+  EXPECT_EQ(c.kv.scope, KvScope::kUnified);
   EXPECT_EQ(c.kv.decode_budget, 512);
   EXPECT_EQ(c.kv.type, KvType::kF16);
 }
@@ -30,7 +33,10 @@ TEST(DaemonConfig, EmptyFileGivesDefaults) {
   const auto c = parse_daemon_config("", "empty.toml");
   EXPECT_EQ(c.memory_budget, 0u);
   EXPECT_EQ(c.batch, 64);
-  EXPECT_EQ(c.kv.policy, "full");
+  // Missing keys take the evaluated defaults, the same as the shipped file.
+  EXPECT_EQ(c.kv.policy, "moment");
+  EXPECT_TRUE(c.kv.normalize);
+  EXPECT_EQ(c.kv.scope, KvScope::kUnified);
   EXPECT_FLOAT_EQ(c.kv.alpha, 0.9f);
 }
 
