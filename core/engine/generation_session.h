@@ -1,0 +1,56 @@
+// One generation advanced a token at a time, so that a scheduler can interleave several: the
+// prompt is processed by prefill(), each step() samples one token and feeds it, and the text that
+// has become safe to show (never part of a stop string or of a UTF-8 character) is returned.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "core/engine/engine.h"
+#include "core/engine/generation_result.h"
+#include "core/sampler/sampler.h"
+#include "core/sampler/stop_matcher.h"
+#include "core/tokenizer/tokenizer.h"
+
+namespace momentkv {
+
+class GenerationSession {
+ public:
+  // Tokenizes and validates (throws Error for invalid sampling parameters or a prompt that does
+  // not fit the engine). Resets the engine; does no model work yet.
+  GenerationSession(Engine& engine, const Tokenizer& tokenizer, const GenerationRequest& request);
+
+  // Processes the prompt. Precondition: not done().
+  void prefill();
+  // Samples the next token and feeds it to the model; returns the newly safe text (may be
+  // empty). Precondition: prefilled and not done().
+  std::string step();
+  // Ends the generation with finish reason "cancelled".
+  void cancel();
+  bool prefilled() const { return prefilled_; }
+  bool done() const { return done_; }
+  // Text not yet returned by step(): call after done() to flush the held-back tail.
+  std::string flush();
+  // The result so far (complete once done()).
+  const GenerationResult& result() const { return r_; }
+
+ private:
+  void finish(const char* reason);
+
+  Engine& engine_;
+  const Tokenizer& tokenizer_;
+  GenerationRequest request_;
+  Sampler sampler_;
+  StopMatcher stops_;
+  GenerationResult r_;
+  std::span<const float> logits_;
+  size_t shown_ = 0;
+  bool prefilled_ = false;
+  bool done_ = false;
+  std::chrono::steady_clock::time_point t0_, t_decode_;
+};
+
+}  // namespace momentkv
