@@ -7,6 +7,8 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libpcre2-dev            # Unicode pre-tokenizer regexes (BPE tokenizers)
   libtomlplusplus-dev     # the momentkvd.toml configuration
+  libboost-dev            # Boost.Beast / Asio: the daemon's HTTP-over-Unix-socket server
+  nlohmann-json3-dev      # JSON for the daemon's API
   libgtest-dev googletest # unit and model tests
   clang-format            # the style check
   g++-aarch64-linux-gnu   # cross-compiling core + kernels for Jetson (aarch64)

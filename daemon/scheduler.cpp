@@ -1,0 +1,256 @@
+#include "daemon/scheduler.h"
+
+#include <chrono>
+
+#include "core/util/error.h"
+
+namespace momentkv::daemon {
+
+using Clock = std::chrono::steady_clock;
+
+struct Scheduler::Job {
+  std::string id;
+  CompletionRequest request;
+  GenerationRequest generation;
+  EngineOptions engine_options;
+  uint64_t reserve_bytes = 0;
+  std::shared_ptr<ipc::ResponseWriter> writer;
+  Clock::time_point submitted;
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<GenerationSession> session;
+  double ttft_ms = -1;
+  bool streaming = false;
+  bool reserved = false;
+};
+
+Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, Backend& backend,
+                     MemoryBudget& budget, SchedulerOptions options)
+    : model_(model), tokenizer_(tokenizer), backend_(backend), budget_(budget),
+      options_(std::move(options)), job_capacity_(budget.available()) {}
+
+Scheduler::~Scheduler() { shutdown(std::chrono::milliseconds(0)); }
+
+void Scheduler::start() { worker_ = std::thread([this] { run(); }); }
+
+void Scheduler::set_default_kv(const KvConfig& kv) {
+  std::lock_guard<std::mutex> lock(mu_);
+  options_.kv = kv;
+}
+
+std::optional<ApiError> Scheduler::submit(CompletionRequest request, const std::string& prompt,
+                                          std::shared_ptr<ipc::ResponseWriter> writer) {
+  auto job = std::make_unique<Job>();
+  KvConfig base;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return ApiError{503, "shutting_down", "the daemon is shutting down"};
+    base = options_.kv;
+  }
+  auto kv = apply_overrides(base, request, options_.limits);
+  if (auto* err = std::get_if<ApiError>(&kv)) return *err;
+  job->generation.prompt = prompt;
+  job->generation.sampling = request.sampling;
+  const auto n_prompt =
+      static_cast<int32_t>(tokenizer_.encode(prompt, true, true).size());
+  if (n_prompt == 0) return ApiError{400, "invalid_request", "the prompt is empty"};
+  EngineOptions eo = options_.engine;
+  eo.kv = std::get<KvConfig>(kv);
+  if (eo.kv.policy == "full") {
+    // A full cache must hold the whole generation.
+    eo.kv.decode_budget = std::max(1, request.sampling.max_tokens);
+  }
+  eo.max_prompt = n_prompt;
+  const int32_t n_ctx = eo.n_ctx > 0 ? eo.n_ctx : model_.config().n_ctx_train;
+  if (n_prompt >= n_ctx) {
+    return ApiError{400, "context_exceeded", "the prompt has " + std::to_string(n_prompt) +
+                                                 " tokens; the context is " +
+                                                 std::to_string(n_ctx)};
+  }
+  const MemoryPlan plan = plan_memory(model_, eo, options_.n_threads, 0);
+  job->reserve_bytes = plan.kv + plan.scratch;
+  if (job->reserve_bytes > job_capacity_) {
+    ++stats_.requests_rejected;
+    return ApiError{400, "budget_exceeded",
+                    "this request needs " + format_bytes(job->reserve_bytes) +
+                        " of KV cache and scratch; the memory budget leaves " +
+                        format_bytes(job_capacity_) + " for generations after the weights"};
+  }
+  job->engine_options = eo;
+  job->request = std::move(request);
+  job->writer = std::move(writer);
+  job->submitted = Clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return ApiError{503, "shutting_down", "the daemon is shutting down"};
+    if (static_cast<int32_t>(queue_.size()) >= options_.queue_length) {
+      ++stats_.requests_rejected;
+      return ApiError{503, "queue_full", "the request queue is full (" +
+                                             std::to_string(options_.queue_length) +
+                                             " waiting); retry later"};
+    }
+    job->id = (job->request.chat ? "chatcmpl-" : "cmpl-") + std::to_string(next_id_++);
+    queue_.push_back(std::move(job));
+    stats_.queue = static_cast<int64_t>(queue_.size());
+  }
+  cv_.notify_one();
+  return std::nullopt;
+}
+
+void Scheduler::finish(Job& job, const ApiError* error) {
+  if (job.reserved) {
+    budget_.release(job.reserve_bytes);
+    stats_.kv_reserved_bytes -= job.reserve_bytes;
+    job.reserved = false;
+  }
+  if (error) {
+    ++stats_.requests_error;
+    if (job.streaming) {
+      job.writer->write_chunk("data: " + error_json(*error) + "\n\n");
+      job.writer->end_stream();
+    } else {
+      job.writer->send(error->status, "application/json", error_json(*error));
+    }
+    return;
+  }
+  const GenerationResult& r = job.session->result();
+  if (r.finish_reason == "cancelled") {
+    ++stats_.requests_cancelled;
+  } else {
+    ++stats_.requests_ok;
+  }
+  stats_.prompt_tokens += r.timings.n_prompt;
+  stats_.generated_tokens += r.timings.n_generated;
+  stats_.evicted_tokens += r.compression.evicted;
+  if (job.streaming) {
+    job.writer->write_chunk(
+        stream_final(job.id, options_.model_name, job.request.chat, r, job.ttft_ms));
+    job.writer->end_stream();
+  } else {
+    job.writer->send(200, "application/json",
+                     completion_json(job.id, options_.model_name, job.request.chat, r, job.ttft_ms));
+  }
+}
+
+bool Scheduler::advance(Job& job) {
+  if (job.writer->cancelled()) {
+    if (job.session) job.session->cancel();
+    if (job.reserved) {
+      budget_.release(job.reserve_bytes);
+      stats_.kv_reserved_bytes -= job.reserve_bytes;
+      job.reserved = false;
+    }
+    ++stats_.requests_cancelled;
+    return true;
+  }
+  try {
+    if (!job.session) {
+      job.engine = std::make_unique<Engine>(model_, backend_, job.engine_options);
+      job.session = std::make_unique<GenerationSession>(*job.engine, tokenizer_, job.generation);
+      if (job.request.stream) {
+        job.streaming = job.writer->begin_stream(200, "text/event-stream");
+        if (!job.streaming) return advance(job);  // client gone
+      }
+      if (!job.session->done()) job.session->prefill();
+    } else if (!job.session->done()) {
+      const std::string text = job.session->step();
+      if (job.ttft_ms < 0) {
+        job.ttft_ms =
+            std::chrono::duration<double, std::milli>(Clock::now() - job.submitted).count();
+      }
+      if (job.streaming && !text.empty() &&
+          !job.writer->write_chunk(stream_chunk(job.id, options_.model_name, job.request.chat, text))) {
+        job.session->cancel();
+      }
+    }
+    if (job.session->done()) {
+      const std::string tail = job.session->flush();
+      if (job.streaming && !tail.empty()) {
+        job.writer->write_chunk(stream_chunk(job.id, options_.model_name, job.request.chat, tail));
+      }
+      finish(job, nullptr);
+      return true;
+    }
+    return false;
+  } catch (const std::exception& e) {
+    const ApiError err{500, "generation_failed", e.what()};
+    finish(job, &err);
+    return true;
+  }
+}
+
+void Scheduler::run() {
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return !queue_.empty() || !active_.empty() || stopping_; });
+      if (stopping_ && ((queue_.empty() && active_.empty()) || cancel_all_)) break;
+      // Admit in FIFO order while the head fits the budget.
+      while (!queue_.empty()) {
+        Job& head = *queue_.front();
+        if (budget_.try_reserve(head.reserve_bytes, "request " + head.id)) break;
+        head.reserved = true;
+        stats_.kv_reserved_bytes += head.reserve_bytes;
+        active_.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      stats_.queue = static_cast<int64_t>(queue_.size());
+      stats_.active = static_cast<int64_t>(active_.size());
+    }
+    ++heartbeat_;
+    // One unit of work per active generation, in turn.
+    for (auto it = active_.begin(); it != active_.end();) {
+      if (advance(**it)) {
+        it = active_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (active_.empty()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!queue_.empty() && stats_.kv_reserved_bytes.load() == 0) {
+        // The head cannot fit even alone: refuse it rather than wait forever.
+        auto job = std::move(queue_.front());
+        queue_.pop_front();
+        const ApiError err{400, "budget_exceeded",
+                           "this request needs " + format_bytes(job->reserve_bytes) +
+                               " but the memory budget has " + format_bytes(budget_.available())};
+        finish(*job, &err);
+      }
+    }
+  }
+  // Shutdown: cancel what is left with a terminal event.
+  const ApiError err{503, "shutting_down", "the daemon is shutting down"};
+  for (auto& job : active_) {
+    if (job->session) job->session->cancel();
+    finish(*job, &err);
+  }
+  active_.clear();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& job : queue_) finish(*job, &err);
+  queue_.clear();
+}
+
+void Scheduler::shutdown(std::chrono::milliseconds deadline) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (!worker_.joinable()) return;
+  const auto until = Clock::now() + deadline;
+  while (Clock::now() < until) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (queue_.empty() && stats_.active.load() == 0) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancel_all_ = true;
+  }
+  cv_.notify_all();
+  worker_.join();
+}
+
+}  // namespace momentkv::daemon

@@ -1,0 +1,92 @@
+// The inference worker: one thread owns the model's compute; requests wait in a bounded FIFO
+// queue until their worst case (prompt KV + decode region + scratch) can be reserved against the
+// memory budget, then run interleaved token by token so a long generation does not starve a
+// short one. Asio threads only submit; they never run model code.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "core/engine/backend.h"
+#include "core/engine/engine.h"
+#include "core/engine/generation_session.h"
+#include "core/engine/memory_budget.h"
+#include "core/tokenizer/tokenizer.h"
+#include "daemon/api.h"
+#include "ipc/http_types.h"
+
+namespace momentkv::daemon {
+
+struct SchedulerOptions {
+  EngineOptions engine;        // precision, batch, context (kv set per request)
+  KvConfig kv;                 // the operator's default compression
+  ApiLimits limits;
+  int32_t queue_length = 16;   // requests waiting for memory
+  int n_threads = 1;
+  std::string model_name;
+};
+
+// Counters for /metrics.
+struct SchedulerStats {
+  std::atomic<int64_t> requests_ok{0}, requests_error{0}, requests_cancelled{0},
+      requests_rejected{0};
+  std::atomic<int64_t> prompt_tokens{0}, generated_tokens{0}, evicted_tokens{0};
+  std::atomic<int64_t> queue{0}, active{0};
+  std::atomic<uint64_t> kv_reserved_bytes{0};
+};
+
+class Scheduler {
+ public:
+  // `budget` must already hold the weights' and the process's reservation: what is available now
+  // is what generations may share.
+  Scheduler(const Model& model, const Tokenizer& tokenizer, Backend& backend, MemoryBudget& budget,
+            SchedulerOptions options);
+  ~Scheduler();
+
+  // Validates, sizes and queues a request; returns an error when it can never fit, the queue is
+  // full or the daemon is shutting down. The writer receives the response later.
+  std::optional<ApiError> submit(CompletionRequest request, const std::string& prompt,
+                                 std::shared_ptr<ipc::ResponseWriter> writer);
+  void start();
+  // Refuses new requests, lets running ones finish until `deadline`, then cancels what is left
+  // with a terminal event; joins the worker.
+  void shutdown(std::chrono::milliseconds deadline);
+  // Replaces the default compression (SIGHUP); running requests keep theirs.
+  void set_default_kv(const KvConfig& kv);
+  const SchedulerStats& stats() const { return stats_; }
+  // Monotonic count of worker loop iterations (the watchdog heartbeat).
+  uint64_t heartbeat() const { return heartbeat_.load(); }
+
+ private:
+  struct Job;
+  void run();
+  bool advance(Job& job);  // one unit of work; true when the job is finished
+  void finish(Job& job, const ApiError* error);
+
+  const Model& model_;
+  const Tokenizer& tokenizer_;
+  Backend& backend_;
+  MemoryBudget& budget_;
+  SchedulerOptions options_;
+  uint64_t job_capacity_;  // budget left for generations once the weights are counted
+  SchedulerStats stats_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Job>> queue_;
+  std::list<std::unique_ptr<Job>> active_;  // worker thread only
+  bool stopping_ = false;
+  bool cancel_all_ = false;
+  std::atomic<uint64_t> heartbeat_{0};
+  uint64_t next_id_ = 1;
+  std::thread worker_;
+};
+
+}  // namespace momentkv::daemon
