@@ -18,11 +18,11 @@ bool valid_utf8(const std::string& s) {
   size_t i = 0;
   while (i < s.size()) {
     const auto c = static_cast<unsigned char>(s[i]);
-    const size_t len = c < 0x80            ? 1
-                       : (c >> 5) == 0x6   ? 2
-                       : (c >> 4) == 0xE   ? 3
-                       : (c >> 3) == 0x1E  ? 4
-                                           : 0;
+    const size_t len = c < 0x80           ? 1
+                       : (c >> 5) == 0x6  ? 2
+                       : (c >> 4) == 0xE  ? 3
+                       : (c >> 3) == 0x1E ? 4
+                                          : 0;
     if (len == 0 || i + len > s.size()) return false;
     for (size_t k = 1; k < len; ++k) {
       if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
@@ -88,10 +88,24 @@ std::variant<CompletionRequest, ApiError> parse_completion(const std::string& bo
     return ApiError{400, "invalid_json", std::string("malformed JSON: ") + e.what()};
   }
   if (!j.is_object()) return ApiError{400, "invalid_request", "the body must be a JSON object"};
-  static const char* const kKnown[] = {
-      "model", "prompt", "messages", "max_tokens", "temperature", "top_p", "top_k", "min_p",
-      "repeat_penalty", "repeat_last_n", "seed", "stop", "stream", "compression", "n", "user",
-      "presence_penalty", "frequency_penalty"};
+  static const char* const kKnown[] = {"model",
+                                       "prompt",
+                                       "messages",
+                                       "max_tokens",
+                                       "temperature",
+                                       "top_p",
+                                       "top_k",
+                                       "min_p",
+                                       "repeat_penalty",
+                                       "repeat_last_n",
+                                       "seed",
+                                       "stop",
+                                       "stream",
+                                       "compression",
+                                       "n",
+                                       "user",
+                                       "presence_penalty",
+                                       "frequency_penalty"};
   for (const auto& [key, value] : j.items()) {
     (void)value;
     bool known = false;
@@ -105,11 +119,18 @@ std::variant<CompletionRequest, ApiError> parse_completion(const std::string& bo
       return bad("messages", "must be a non-empty array");
     }
     size_t bytes = 0;
+    size_t index = 0;
     for (const auto& m : j["messages"]) {
-      if (!m.is_object()) return bad("messages", "must hold objects");
+      const std::string where = "messages[" + std::to_string(index++) + "]";
+      if (!m.is_object()) return bad(where, "must be an object");
       ChatMessage msg;
-      if (auto e = get_string(m, "role", msg.role)) return *e;
-      if (auto e = get_string(m, "content", msg.content)) return *e;
+      for (const char* key : {"role", "content"}) {
+        if (!m.contains(key) || !m[key].is_string())
+          return bad(where + "." + key, "must be a string");
+      }
+      if (auto e = get_string(m, "role", msg.role)) return bad(where + ".role", e->message);
+      if (auto e = get_string(m, "content", msg.content))
+        return bad(where + ".content", e->message);
       if (msg.role != "system" && msg.role != "user" && msg.role != "assistant") {
         return bad("messages[].role", "must be system, user or assistant, got '" + msg.role + "'");
       }
@@ -117,17 +138,17 @@ std::variant<CompletionRequest, ApiError> parse_completion(const std::string& bo
       r.messages.push_back(std::move(msg));
     }
     if (bytes > limits.max_prompt_bytes) {
-      return ApiError{413, "prompt_too_large", "messages hold " + std::to_string(bytes) +
-                                                   " bytes, the limit is " +
-                                                   std::to_string(limits.max_prompt_bytes)};
+      return ApiError{413, "prompt_too_large",
+                      "messages hold " + std::to_string(bytes) + " bytes, the limit is " +
+                          std::to_string(limits.max_prompt_bytes)};
     }
   } else {
     if (!j.contains("prompt")) return bad("prompt", "is required");
     if (auto e = get_string(j, "prompt", r.prompt)) return *e;
     if (r.prompt.size() > limits.max_prompt_bytes) {
-      return ApiError{413, "prompt_too_large", "the prompt has " + std::to_string(r.prompt.size()) +
-                                                   " bytes, the limit is " +
-                                                   std::to_string(limits.max_prompt_bytes)};
+      return ApiError{413, "prompt_too_large",
+                      "the prompt has " + std::to_string(r.prompt.size()) +
+                          " bytes, the limit is " + std::to_string(limits.max_prompt_bytes)};
     }
     if (r.prompt.find('\0') != std::string::npos) return bad("prompt", "contains a NUL byte");
   }
@@ -175,7 +196,8 @@ std::variant<CompletionRequest, ApiError> parse_completion(const std::string& bo
   }
   if (j.contains("stop") && !j["stop"].is_null()) {
     const json& s = j["stop"];
-    std::vector<json> items = s.is_array() ? std::vector<json>(s.begin(), s.end()) : std::vector<json>{s};
+    std::vector<json> items =
+        s.is_array() ? std::vector<json>(s.begin(), s.end()) : std::vector<json>{s};
     if (items.size() > 16) return bad("stop", "has more than 16 entries");
     for (const auto& item : items) {
       if (!item.is_string() || item.get<std::string>().empty()) {
@@ -242,10 +264,14 @@ namespace {
 
 json compression_json(const GenerationResult& r) {
   const auto& c = r.compression;
-  return {{"policy", c.policy},       {"scope", c.scope},
-          {"alpha", c.alpha},         {"decode_budget", c.decode_budget},
-          {"evicted", c.evicted},     {"prompt_evicted", c.prompt_evicted},
-          {"context_altered", c.context_altered}, {"kv_bytes_peak", c.kv_bytes_peak},
+  return {{"policy", c.policy},
+          {"scope", c.scope},
+          {"alpha", std::round(static_cast<double>(c.alpha) * 1e6) / 1e6},
+          {"decode_budget", c.decode_budget},
+          {"evicted", c.evicted},
+          {"prompt_evicted", c.prompt_evicted},
+          {"context_altered", c.context_altered},
+          {"kv_bytes_peak", c.kv_bytes_peak},
           {"kv_bytes_reserved", c.kv_bytes_reserved}};
 }
 
@@ -266,7 +292,9 @@ json usage_json(const GenerationResult& r) {
           {"total_tokens", r.timings.n_prompt + r.timings.n_generated}};
 }
 
-int64_t now_seconds() { return static_cast<int64_t>(std::time(nullptr)); }
+int64_t now_seconds() {
+  return static_cast<int64_t>(std::time(nullptr));
+}
 
 }  // namespace
 

@@ -16,7 +16,7 @@ namespace momentkv::daemon {
 
 struct ApiError {
   int status = 400;
-  std::string code;     // "invalid_request", "budget_exceeded", "queue_full", ...
+  std::string code;  // "invalid_request", "budget_exceeded", "queue_full", ...
   std::string message;
 };
 
@@ -40,7 +40,7 @@ struct CompletionRequest {
 };
 
 struct ApiLimits {
-  int32_t max_tokens = 4096;          // largest max_tokens a request may ask for
+  int32_t max_tokens = 4096;  // largest max_tokens a request may ask for
   int32_t default_max_tokens = 256;
   int32_t max_decode_budget = 1 << 16;
   size_t max_prompt_bytes = 1 << 20;

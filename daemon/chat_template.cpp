@@ -6,11 +6,16 @@ namespace momentkv::daemon {
 
 const char* chat_format_name(ChatFormat f) {
   switch (f) {
-    case ChatFormat::kChatMl: return "chatml";
-    case ChatFormat::kLlama2: return "llama2";
-    case ChatFormat::kLlama3: return "llama3";
-    case ChatFormat::kZephyr: return "zephyr";
-    case ChatFormat::kPlain: return "plain";
+    case ChatFormat::kChatMl:
+      return "chatml";
+    case ChatFormat::kLlama2:
+      return "llama2";
+    case ChatFormat::kLlama3:
+      return "llama3";
+    case ChatFormat::kZephyr:
+      return "zephyr";
+    case ChatFormat::kPlain:
+      return "plain";
   }
   return "plain";
 }
@@ -36,8 +41,11 @@ std::string render_chat(ChatFormat f, const std::vector<ChatMessage>& messages) 
   switch (f) {
     case ChatFormat::kChatMl:
       for (const auto& m : messages) {
-        out.append("<|im_start|>").append(m.role).append("\n").append(m.content).append(
-            "<|im_end|>\n");
+        out.append("<|im_start|>")
+            .append(m.role)
+            .append("\n")
+            .append(m.content)
+            .append("<|im_end|>\n");
       }
       out.append("<|im_start|>assistant\n");
       break;
@@ -56,7 +64,8 @@ std::string render_chat(ChatFormat f, const std::vector<ChatMessage>& messages) 
           system = m.content;
         } else if (m.role == "user") {
           out.append("[INST] ");
-          if (first_user && !system.empty()) out.append("<<SYS>>\n").append(system).append("\n<</SYS>>\n\n");
+          if (first_user && !system.empty())
+            out.append("<<SYS>>\n").append(system).append("\n<</SYS>>\n\n");
           first_user = false;
           out.append(m.content).append(" [/INST]");
         } else {

@@ -100,6 +100,10 @@ DaemonConfig parse_daemon_config(const std::string& text, const std::string& sou
   r.check_keys({
       {"model", {"path", "threads", "context", "batch", "exact"}},
       {"memory", {"budget"}},
+      {"server",
+       {"socket", "socket_mode", "max_connections", "max_body_bytes", "idle_timeout_ms",
+        "output_buffer_bytes", "queue_length", "max_tokens", "default_max_tokens",
+        "shutdown_deadline_ms", "chat_template", "allowed_uids", "allowed_gids"}},
       {"kv",
        {"policy", "alpha", "decode_budget", "type", "scope", "grace", "normalize", "granularity",
         "recent", "sinks", "prefill_budget", "snapkv_window", "snapkv_kernel"}},
@@ -117,6 +121,52 @@ DaemonConfig parse_daemon_config(const std::string& text, const std::string& sou
   } else if (root["memory"]["budget"]) {
     r.fail("memory.budget", "must be a string such as \"512MiB\"");
   }
+  c.socket_path = r.get<std::string>("server", "socket").value_or(c.socket_path);
+  if (c.socket_path.empty() || c.socket_path.size() > 100) {
+    r.fail("server.socket", "must be a path of 1 to 100 characters");
+  }
+  if (const auto m = r.get<std::string>("server", "socket_mode")) {
+    size_t used = 0;
+    unsigned long mode = 0;
+    try {
+      mode = std::stoul(*m, &used, 8);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != m->size() || m->empty() || mode > 0777) {
+      r.fail("server.socket_mode", "= \"" + *m + "\" is not an octal mode such as \"0660\"");
+    }
+    c.socket_mode = static_cast<unsigned>(mode);
+  }
+  c.max_connections = r.get_int("server", "max_connections", c.max_connections, 1, 65536);
+  c.max_body_bytes = static_cast<uint64_t>(
+      r.get_int("server", "max_body_bytes", static_cast<int32_t>(c.max_body_bytes), 1024, 1 << 30));
+  c.idle_timeout_ms = r.get_int("server", "idle_timeout_ms", c.idle_timeout_ms, 100, 3600000);
+  c.output_buffer_bytes = static_cast<uint64_t>(r.get_int(
+      "server", "output_buffer_bytes", static_cast<int32_t>(c.output_buffer_bytes), 4096, 1 << 30));
+  c.queue_length = r.get_int("server", "queue_length", c.queue_length, 0, 65536);
+  c.max_tokens = r.get_int("server", "max_tokens", c.max_tokens, 1, 1 << 24);
+  c.default_max_tokens =
+      r.get_int("server", "default_max_tokens", c.default_max_tokens, 1, c.max_tokens);
+  c.shutdown_deadline_ms =
+      r.get_int("server", "shutdown_deadline_ms", c.shutdown_deadline_ms, 0, 3600000);
+  c.chat_template = r.get_choice("server", "chat_template", "auto",
+                                 {"auto", "chatml", "llama2", "llama3", "zephyr", "plain"});
+  for (const char* key : {"allowed_uids", "allowed_gids"}) {
+    const auto node = root["server"][key];
+    if (!node) continue;
+    const auto* arr = node.as_array();
+    if (!arr) r.fail(std::string("server.") + key, "must be an array of integers");
+    auto& out = std::string(key) == "allowed_uids" ? c.allowed_uids : c.allowed_gids;
+    for (const auto& v : *arr) {
+      const auto i = v.value<int64_t>();
+      if (!v.is_integer() || !i || *i < 0 || *i > 0xFFFFFFFFll) {
+        r.fail(std::string("server.") + key, "must hold integers in [0, 4294967295]");
+      }
+      out.push_back(*i);
+    }
+  }
+
   KvConfig& kv = c.kv;
   const KvConfig def = DaemonConfig::recommended_kv();
   kv.policy = r.get_choice("kv", "policy", def.policy,

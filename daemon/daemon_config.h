@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/kv/kv_config.h"
 #include "core/util/error.h"
@@ -20,6 +21,19 @@ struct DaemonConfig {
   bool exact = false;      // f32 activations inside quantized matmuls
   // [memory]
   uint64_t memory_budget = 0;  // budget = "512MiB": weights + KV + scratch; 0: no limit
+  // [server]
+  std::string socket_path = "/run/momentkv/momentkvd.sock";
+  unsigned socket_mode = 0660;
+  int32_t max_connections = 64;
+  uint64_t max_body_bytes = 1 << 20;
+  int32_t idle_timeout_ms = 60000;
+  uint64_t output_buffer_bytes = 1 << 20;
+  int32_t queue_length = 16;
+  int32_t max_tokens = 4096;  // largest max_tokens a request may ask for
+  int32_t default_max_tokens = 256;
+  int32_t shutdown_deadline_ms = 10000;
+  std::string chat_template = "auto";  // auto | chatml | llama2 | llama3 | zephyr | plain
+  std::vector<int64_t> allowed_uids, allowed_gids;  // empty: anyone the socket mode lets in
   // [kv]: defaults from the fidelity evaluation (docs/results.md).
   KvConfig kv = recommended_kv();
 

@@ -25,12 +25,20 @@ struct Scheduler::Job {
 
 Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, Backend& backend,
                      MemoryBudget& budget, SchedulerOptions options)
-    : model_(model), tokenizer_(tokenizer), backend_(backend), budget_(budget),
-      options_(std::move(options)), job_capacity_(budget.available()) {}
+    : model_(model),
+      tokenizer_(tokenizer),
+      backend_(backend),
+      budget_(budget),
+      options_(std::move(options)),
+      job_capacity_(budget.available()) {}
 
-Scheduler::~Scheduler() { shutdown(std::chrono::milliseconds(0)); }
+Scheduler::~Scheduler() {
+  shutdown(std::chrono::milliseconds(0));
+}
 
-void Scheduler::start() { worker_ = std::thread([this] { run(); }); }
+void Scheduler::start() {
+  worker_ = std::thread([this] { run(); });
+}
 
 void Scheduler::set_default_kv(const KvConfig& kv) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -50,8 +58,7 @@ std::optional<ApiError> Scheduler::submit(CompletionRequest request, const std::
   if (auto* err = std::get_if<ApiError>(&kv)) return *err;
   job->generation.prompt = prompt;
   job->generation.sampling = request.sampling;
-  const auto n_prompt =
-      static_cast<int32_t>(tokenizer_.encode(prompt, true, true).size());
+  const auto n_prompt = static_cast<int32_t>(tokenizer_.encode(prompt, true, true).size());
   if (n_prompt == 0) return ApiError{400, "invalid_request", "the prompt is empty"};
   EngineOptions eo = options_.engine;
   eo.kv = std::get<KvConfig>(kv);
@@ -62,9 +69,9 @@ std::optional<ApiError> Scheduler::submit(CompletionRequest request, const std::
   eo.max_prompt = n_prompt;
   const int32_t n_ctx = eo.n_ctx > 0 ? eo.n_ctx : model_.config().n_ctx_train;
   if (n_prompt >= n_ctx) {
-    return ApiError{400, "context_exceeded", "the prompt has " + std::to_string(n_prompt) +
-                                                 " tokens; the context is " +
-                                                 std::to_string(n_ctx)};
+    return ApiError{400, "context_exceeded",
+                    "the prompt has " + std::to_string(n_prompt) + " tokens; the context is " +
+                        std::to_string(n_ctx)};
   }
   const MemoryPlan plan = plan_memory(model_, eo, options_.n_threads, 0);
   job->reserve_bytes = plan.kv + plan.scratch;
@@ -84,9 +91,9 @@ std::optional<ApiError> Scheduler::submit(CompletionRequest request, const std::
     if (stopping_) return ApiError{503, "shutting_down", "the daemon is shutting down"};
     if (static_cast<int32_t>(queue_.size()) >= options_.queue_length) {
       ++stats_.requests_rejected;
-      return ApiError{503, "queue_full", "the request queue is full (" +
-                                             std::to_string(options_.queue_length) +
-                                             " waiting); retry later"};
+      return ApiError{503, "queue_full",
+                      "the request queue is full (" + std::to_string(options_.queue_length) +
+                          " waiting); retry later"};
     }
     job->id = (job->request.chat ? "chatcmpl-" : "cmpl-") + std::to_string(next_id_++);
     queue_.push_back(std::move(job));
@@ -126,8 +133,9 @@ void Scheduler::finish(Job& job, const ApiError* error) {
         stream_final(job.id, options_.model_name, job.request.chat, r, job.ttft_ms));
     job.writer->end_stream();
   } else {
-    job.writer->send(200, "application/json",
-                     completion_json(job.id, options_.model_name, job.request.chat, r, job.ttft_ms));
+    job.writer->send(
+        200, "application/json",
+        completion_json(job.id, options_.model_name, job.request.chat, r, job.ttft_ms));
   }
 }
 
@@ -158,7 +166,8 @@ bool Scheduler::advance(Job& job) {
             std::chrono::duration<double, std::milli>(Clock::now() - job.submitted).count();
       }
       if (job.streaming && !text.empty() &&
-          !job.writer->write_chunk(stream_chunk(job.id, options_.model_name, job.request.chat, text))) {
+          !job.writer->write_chunk(
+              stream_chunk(job.id, options_.model_name, job.request.chat, text))) {
         job.session->cancel();
       }
     }
@@ -205,6 +214,7 @@ void Scheduler::run() {
         ++it;
       }
     }
+    stats_.active = static_cast<int64_t>(active_.size());
     if (active_.empty()) {
       std::lock_guard<std::mutex> lock(mu_);
       if (!queue_.empty() && stats_.kv_reserved_bytes.load() == 0) {

@@ -26,10 +26,10 @@
 namespace momentkv::daemon {
 
 struct SchedulerOptions {
-  EngineOptions engine;        // precision, batch, context (kv set per request)
-  KvConfig kv;                 // the operator's default compression
+  EngineOptions engine;  // precision, batch, context (kv set per request)
+  KvConfig kv;           // the operator's default compression
   ApiLimits limits;
-  int32_t queue_length = 16;   // requests waiting for memory
+  int32_t queue_length = 16;  // requests waiting for memory
   int n_threads = 1;
   std::string model_name;
 };

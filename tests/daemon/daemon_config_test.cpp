@@ -101,7 +101,12 @@ TEST(DaemonConfig, ErrorsNameKeyAndValue) {
            {"[kv]\ntype = \"q4_0\"", "kv.type"},
            {"[kv]\nbogus = 1", "kv.bogus"},
            {"[kv]\nbogus = 1", "unknown key"},
-           {"[server]\nsocket = \"/run/x\"", "unknown section [server]"},
+           {"[daemon]\nsocket = \"/run/x\"", "unknown section [daemon]"},
+           {"[server]\nsocket_mode = \"999\"", "server.socket_mode"},
+           {"[server]\nmax_connections = 0", "server.max_connections"},
+           {"[server]\nchat_template = \"jinja\"", "server.chat_template"},
+           {"[server]\nallowed_uids = [\"root\"]", "server.allowed_uids"},
+           {"[server]\nqueue = 3", "server.queue"},
            {"[model]\nthreads = \"four\"", "model.threads"},
            {"[model]\nbatch = 0", "model.batch"},
            {"[memory]\nbudget = \"lots\"", "memory.budget"},
@@ -114,6 +119,22 @@ TEST(DaemonConfig, ErrorsNameKeyAndValue) {
     EXPECT_NE(err, "accepted") << c.text;
     EXPECT_NE(err.find(c.must_contain), std::string::npos) << c.text << " -> " << err;
   }
+}
+
+TEST(DaemonConfig, ServerSection) {
+  const auto c = parse_daemon_config(
+      "[server]\nsocket = \"/tmp/m.sock\"\nsocket_mode = \"0600\"\nmax_connections = 8\n"
+      "queue_length = 2\nallowed_uids = [0, 1000]\nchat_template = \"chatml\"\n",
+      "server.toml");
+  EXPECT_EQ(c.socket_path, "/tmp/m.sock");
+  EXPECT_EQ(c.socket_mode, 0600u);
+  EXPECT_EQ(c.max_connections, 8);
+  EXPECT_EQ(c.queue_length, 2);
+  EXPECT_EQ(c.allowed_uids, (std::vector<int64_t>{0, 1000}));
+  EXPECT_EQ(c.chat_template, "chatml");
+  const auto d = parse_daemon_config("", "empty.toml");
+  EXPECT_EQ(d.socket_path, "/run/momentkv/momentkvd.sock");
+  EXPECT_EQ(d.socket_mode, 0660u);
 }
 
 TEST(DaemonConfig, MissingFileIsAnError) {

@@ -1,0 +1,281 @@
+// momentkvd: the long-running daemon. New-style: no fork, logs to stderr (with sd-daemon priority
+// prefixes journald understands), Type=notify (READY=1 only once the model is loaded, the memory
+// reserved and the socket listening), socket activation, SIGTERM drains, SIGHUP reloads the
+// configuration (an invalid one is logged and the old kept). Exit 78 (EX_CONFIG) for a bad
+// configuration or model at start.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "core/engine/memory_budget.h"
+#include "core/model/model.h"
+#include "core/tokenizer/tokenizer.h"
+#include "core/util/process_memory.h"
+#include "daemon/daemon_config.h"
+#include "daemon/scheduler.h"
+#include "daemon/sd_notify.h"
+#include "daemon/service.h"
+#include "ipc/http_server.h"
+#include "kernels/cpu/cpu_backend.h"
+
+namespace {
+
+using namespace momentkv;
+using namespace momentkv::daemon;
+
+constexpr int kExitConfig = 78;  // EX_CONFIG
+
+void log(int priority, const std::string& msg) {
+  std::fprintf(stderr, "<%d>momentkvd: %s\n", priority, msg.c_str());
+  std::fflush(stderr);
+}
+void info(const std::string& m) {
+  log(6, m);
+}
+void warn(const std::string& m) {
+  log(4, m);
+}
+int fail(const std::string& m) {
+  log(3, m);
+  sd_notify("STATUS=failed: " + m);
+  return kExitConfig;
+}
+
+struct Args {
+  std::string config, check_config, model, socket, policy;
+  std::optional<uint64_t> memory_budget;
+  std::optional<int> threads;
+};
+
+const char* kUsage =
+    "usage: momentkvd [--config FILE] [--model GGUF] [--socket PATH] [--memory-budget SIZE]\n"
+    "                 [--policy NAME] [--threads N]\n"
+    "       momentkvd --check-config FILE\n";
+
+std::optional<Args> parse_args(int argc, char** argv, std::string& error) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    if (k == "-h" || k == "--help") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    }
+    if (i + 1 >= argc) {
+      error = "option '" + k + "' needs a value";
+      return std::nullopt;
+    }
+    const std::string v = argv[++i];
+    if (k == "--config")
+      a.config = v;
+    else if (k == "--check-config")
+      a.check_config = v;
+    else if (k == "--model")
+      a.model = v;
+    else if (k == "--socket")
+      a.socket = v;
+    else if (k == "--policy")
+      a.policy = v;
+    else if (k == "--memory-budget") {
+      a.memory_budget = parse_bytes(v);
+      if (!a.memory_budget) {
+        error = "--memory-budget expects a size like 512MiB, got '" + v + "'";
+        return std::nullopt;
+      }
+    } else if (k == "--threads") {
+      char* end = nullptr;
+      const long t = std::strtol(v.c_str(), &end, 10);
+      if (*end || t < 1 || t > 1024) {
+        error = "--threads expects 1..1024, got '" + v + "'";
+        return std::nullopt;
+      }
+      a.threads = static_cast<int>(t);
+    } else {
+      error = "unknown option '" + k + "'";
+      return std::nullopt;
+    }
+  }
+  return a;
+}
+
+DaemonConfig load_config(const Args& a) {
+  DaemonConfig c =
+      a.config.empty() ? parse_daemon_config("", "defaults") : load_daemon_config(a.config);
+  if (!a.model.empty()) c.model_path = a.model;
+  if (!a.socket.empty()) c.socket_path = a.socket;
+  if (a.memory_budget) c.memory_budget = *a.memory_budget;
+  if (a.threads) c.threads = *a.threads;
+  if (!a.policy.empty()) {
+    c.kv.policy = a.policy;
+    if (auto err = c.kv.validate()) throw ConfigError("--policy: " + *err);
+  }
+  return c;
+}
+
+// A listening socket passed by systemd (LISTEN_PID/LISTEN_FDS), or -1.
+int activated_socket() {
+  const char* pid = std::getenv("LISTEN_PID");
+  const char* fds = std::getenv("LISTEN_FDS");
+  if (!pid || !fds || std::atol(pid) != static_cast<long>(getpid()) || std::atoi(fds) < 1)
+    return -1;
+  unsetenv("LISTEN_PID");
+  unsetenv("LISTEN_FDS");
+  unsetenv("LISTEN_FDNAMES");
+  return 3;  // SD_LISTEN_FDS_START
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string arg_error;
+  const auto args = parse_args(argc, argv, arg_error);
+  if (!args) {
+    std::fprintf(stderr, "momentkvd: %s\n%s", arg_error.c_str(), kUsage);
+    return 2;
+  }
+  if (!args->check_config.empty()) {
+    try {
+      load_daemon_config(args->check_config);
+      std::printf("%s: ok\n", args->check_config.c_str());
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "momentkvd: %s\n", e.what());
+      return kExitConfig;
+    }
+  }
+  // Signals are taken synchronously by the main thread; every thread started later inherits the
+  // mask. A client that vanishes must not kill the daemon with SIGPIPE.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  DaemonConfig cfg;
+  try {
+    cfg = load_config(*args);
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  if (cfg.model_path.empty()) return fail("no model: set model.path in the config or pass --model");
+
+  sd_notify("STATUS=loading " + cfg.model_path);
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+  try {
+    model = Model::load(cfg.model_path);
+    tokenizer = Tokenizer::create(model->file());
+  } catch (const std::exception& e) {
+    return fail("cannot load model " + cfg.model_path + ": " + e.what());
+  }
+  kernels::CpuBackend backend(cfg.threads);
+  const uint64_t budget_bytes =
+      cfg.memory_budget ? cfg.memory_budget : std::numeric_limits<uint64_t>::max() / 4;
+  MemoryBudget budget(budget_bytes);
+  const uint64_t base = model->weight_bytes() + current_rss_bytes();
+  if (auto err = budget.try_reserve(base, "the model's weights and the process")) {
+    return fail("memory budget too small: " + *err);
+  }
+
+  SchedulerOptions so;
+  so.engine.n_ctx = cfg.context;
+  so.engine.n_batch = cfg.batch;
+  so.engine.precision = cfg.exact ? MatmulPrecision::kExact : MatmulPrecision::kFast;
+  so.kv = cfg.kv;
+  so.limits.max_tokens = cfg.max_tokens;
+  so.limits.default_max_tokens = cfg.default_max_tokens;
+  so.limits.max_prompt_bytes = cfg.max_body_bytes;
+  so.queue_length = cfg.queue_length;
+  so.n_threads = backend.n_threads();
+  so.model_name = model->config().name.empty() ? cfg.model_path : model->config().name;
+  Scheduler scheduler(*model, *tokenizer, backend, budget, so);
+
+  ChatFormat chat = ChatFormat::kPlain;
+  const auto tmpl = model->file().get_string("tokenizer.chat_template").value_or("");
+  if (cfg.chat_template == "auto") {
+    chat = detect_chat_format(tmpl, ChatFormat::kPlain);
+  } else {
+    chat = parse_chat_format(cfg.chat_template);
+  }
+  Service service(*model, *tokenizer, scheduler, budget, so.limits, chat, so.model_name);
+
+  ipc::ServerOptions io;
+  io.socket_path = cfg.socket_path;
+  io.listen_fd = activated_socket();
+  io.socket_mode = cfg.socket_mode;
+  for (auto u : cfg.allowed_uids) io.allowed_uids.push_back(static_cast<uid_t>(u));
+  for (auto g : cfg.allowed_gids) io.allowed_gids.push_back(static_cast<gid_t>(g));
+  io.limits.max_body_bytes = cfg.max_body_bytes;
+  io.limits.max_connections = cfg.max_connections;
+  io.limits.idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
+  io.limits.max_output_buffer = cfg.output_buffer_bytes;
+  std::unique_ptr<ipc::HttpServer> server;
+  try {
+    server = std::make_unique<ipc::HttpServer>(
+        io, [&service](ipc::HttpRequest r, std::shared_ptr<ipc::ResponseWriter> w) {
+          service.handle(std::move(r), std::move(w));
+        });
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  scheduler.start();
+  server->start();
+  service.set_ready(true);
+  const std::string ready_status = "serving " + so.model_name + " on " +
+                                   (io.listen_fd >= 0 ? "an activated socket" : cfg.socket_path) +
+                                   ", policy " + cfg.kv.policy + ", budget " +
+                                   format_bytes(budget.budget());
+  info("ready: " + ready_status + " (chat template " + chat_format_name(chat) + ")");
+  sd_notify("READY=1\nSTATUS=" + ready_status);
+
+  // Watchdog: ping at half the interval while the worker makes progress or is idle.
+  const char* wd = std::getenv("WATCHDOG_USEC");
+  const long long watchdog_us = wd ? std::atoll(wd) : 0;
+  uint64_t last_beat = scheduler.heartbeat();
+  auto last_progress = std::chrono::steady_clock::now();
+  while (true) {
+    timespec timeout{0, 250'000'000};
+    siginfo_t si{};
+    const int sig = sigtimedwait(&signals, &si, &timeout);
+    if (watchdog_us > 0) {
+      const uint64_t beat = scheduler.heartbeat();
+      const auto now = std::chrono::steady_clock::now();
+      const bool idle = scheduler.stats().active.load() == 0;
+      if (beat != last_beat || idle) {
+        last_beat = beat;
+        last_progress = now;
+      }
+      if (now - last_progress < std::chrono::microseconds(watchdog_us)) sd_notify("WATCHDOG=1");
+    }
+    if (sig == SIGTERM || sig == SIGINT) {
+      info("stopping: no new connections; generations may finish for " +
+           std::to_string(cfg.shutdown_deadline_ms) + " ms");
+      sd_notify("STOPPING=1\nSTATUS=stopping");
+      server->stop_accepting();
+      scheduler.shutdown(std::chrono::milliseconds(cfg.shutdown_deadline_ms));
+      server->stop();
+      info("stopped");
+      return 0;
+    }
+    if (sig == SIGHUP) {
+      sd_notify("RELOADING=1\nSTATUS=reloading configuration");
+      try {
+        DaemonConfig next = load_config(*args);
+        if (next.model_path != cfg.model_path) {
+          warn("reload: model.path changed; the new model is loaded at the next restart");
+        }
+        scheduler.set_default_kv(next.kv);
+        cfg.kv = next.kv;
+        info("reloaded configuration: policy " + next.kv.policy);
+      } catch (const std::exception& e) {
+        warn(std::string("reload failed, keeping the old configuration: ") + e.what());
+      }
+      sd_notify("READY=1\nSTATUS=" + ready_status);
+    }
+  }
+}
