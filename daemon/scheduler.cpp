@@ -196,7 +196,15 @@ void Scheduler::run() {
       // Admit in FIFO order while the head fits the budget.
       while (!queue_.empty()) {
         Job& head = *queue_.front();
-        if (budget_.try_reserve(head.reserve_bytes, "request " + head.id)) break;
+        if (auto err = budget_.try_reserve(head.reserve_bytes, "request " + head.id)) {
+          if (stats_.kv_reserved_bytes.load() != 0) break;  // wait for running ones to finish
+          // Nothing else holds memory and it still does not fit: it never will.
+          auto job = std::move(queue_.front());
+          queue_.pop_front();
+          const ApiError e{400, "budget_exceeded", *err};
+          finish(*job, &e);
+          continue;
+        }
         head.reserved = true;
         stats_.kv_reserved_bytes += head.reserve_bytes;
         active_.push_back(std::move(queue_.front()));
@@ -215,18 +223,6 @@ void Scheduler::run() {
       }
     }
     stats_.active = static_cast<int64_t>(active_.size());
-    if (active_.empty()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!queue_.empty() && stats_.kv_reserved_bytes.load() == 0) {
-        // The head cannot fit even alone: refuse it rather than wait forever.
-        auto job = std::move(queue_.front());
-        queue_.pop_front();
-        const ApiError err{400, "budget_exceeded",
-                           "this request needs " + format_bytes(job->reserve_bytes) +
-                               " but the memory budget has " + format_bytes(budget_.available())};
-        finish(*job, &err);
-      }
-    }
   }
   // Shutdown: cancel what is left with a terminal event.
   const ApiError err{503, "shutting_down", "the daemon is shutting down"};

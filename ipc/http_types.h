@@ -25,8 +25,8 @@ struct PeerCredentials {
 };
 
 struct HttpRequest {
-  std::string method;  // "GET", "POST", ...
-  std::string target;  // "/v1/completions?x=y"
+  std::string method;                          // "GET", "POST", ...
+  std::string target;                          // "/v1/completions?x=y"
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
   PeerCredentials peer;
@@ -54,21 +54,21 @@ class ResponseWriter {
 using Handler = std::function<void(HttpRequest, std::shared_ptr<ResponseWriter>)>;
 
 struct ServerLimits {
-  size_t max_body_bytes = 1 << 20;          // 413 above
-  size_t max_header_bytes = 16 << 10;       // 431 above
-  int max_connections = 64;                 // further connections get 503 and are closed
+  size_t max_body_bytes = 1 << 20;                 // 413 above
+  size_t max_header_bytes = 16 << 10;              // 431 above
+  int max_connections = 64;                        // further connections get 503 and are closed
   std::chrono::milliseconds idle_timeout{60'000};  // keep-alive / read timeout
-  size_t max_output_buffer = 1 << 20;       // bytes queued for a client before it is cut off
+  size_t max_output_buffer = 1 << 20;              // bytes queued for a client before it is cut off
 };
 
 struct ServerOptions {
-  std::string socket_path;   // bound when listen_fd < 0
-  int listen_fd = -1;        // an already-listening socket (systemd socket activation)
+  std::string socket_path;  // bound when listen_fd < 0
+  int listen_fd = -1;       // an already-listening socket (systemd socket activation)
   unsigned socket_mode = 0660;
   std::vector<uid_t> allowed_uids;  // empty: any (file mode still applies)
   std::vector<gid_t> allowed_gids;
   ServerLimits limits;
-  int n_threads = 1;         // Asio threads (never run model code)
+  int n_threads = 1;  // Asio threads (never run model code)
 };
 
 }  // namespace momentkv::ipc

@@ -4,12 +4,14 @@
 #include <cstdio>
 #include <limits>
 
+#include "ipc/unix_http_client.h"
 #include "tools/args.h"
 #include "tools/commands.h"
-#include "tools/socket_client.h"
 
 namespace momentkv::tools {
 
+using ipc::default_socket_path;
+using ipc::unix_http;
 using nlohmann::json;
 
 int cmd_generate(int argc, char** argv) {

@@ -108,9 +108,9 @@ TEST(Api, BadInputNamesTheField) {
 
 TEST(Api, MalformedJsonAndOddShapes) {
   for (const std::string& body : {std::string("{"), std::string("[1,2]"), std::string("null"),
-                                 std::string(""), std::string("{\"prompt\":\"\xff\xfe\"}"),
-                                 std::string("{\"prompt\":\"a\",\"prompt\":\"b\"}"),
-                                 std::string(10000, '[') + std::string(10000, ']')}) {
+                                  std::string(""), std::string("{\"prompt\":\"\xff\xfe\"}"),
+                                  std::string("{\"prompt\":\"a\",\"prompt\":\"b\"}"),
+                                  std::string(10000, '[') + std::string(10000, ']')}) {
     auto r = parse_completion(body, false, ApiLimits{});
     if (body.find("\"prompt\":\"b\"") != std::string::npos) {
       // Duplicate keys: the last one wins (RFC 8259 leaves it open); still a valid request.

@@ -1,11 +1,11 @@
-// A small HTTP/1.1 client over a Unix-domain socket for the momentkv client subcommands and the
-// daemon tests (plain POSIX sockets; Content-Length and chunked responses).
+// The client side: a small HTTP/1.1 client over a Unix-domain socket for the momentkv client
+// subcommands and the daemon tests (plain POSIX sockets; Content-Length and chunked responses).
 #pragma once
 
 #include <functional>
 #include <string>
 
-namespace momentkv::tools {
+namespace momentkv::ipc {
 
 struct HttpResponse {
   int status = 0;
@@ -21,4 +21,4 @@ HttpResponse unix_http(const std::string& socket_path, const std::string& method
 // The daemon's socket: --socket, else $MOMENTKV_SOCKET, else /run/momentkv/momentkvd.sock.
 std::string default_socket_path();
 
-}  // namespace momentkv::tools
+}  // namespace momentkv::ipc

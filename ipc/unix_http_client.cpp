@@ -1,16 +1,17 @@
-#include "tools/socket_client.h"
+#include "ipc/unix_http_client.h"
 
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
 #include "core/util/error.h"
 
-namespace momentkv::tools {
+namespace momentkv::ipc {
 
 std::string default_socket_path() {
   if (const char* s = std::getenv("MOMENTKV_SOCKET"); s && *s) return s;
@@ -107,4 +108,4 @@ HttpResponse unix_http(const std::string& socket_path, const std::string& method
   return r;
 }
 
-}  // namespace momentkv::tools
+}  // namespace momentkv::ipc

@@ -1,0 +1,234 @@
+// momentkvd end to end: the real binary on a temporary socket serving stories260K. Readiness via
+// sd_notify, completions (plain and streamed) equal to `momentkv run`, chat, concurrent clients,
+// bad requests answered without harm, reload, and a clean SIGTERM.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "ipc/unix_http_client.h"
+#include "tests/support/daemon_process.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/test_paths.h"
+
+namespace momentkv {
+namespace {
+
+using nlohmann::json;
+
+std::string model() {
+  return test::model_path("stories260K/stories260K.gguf");
+}
+
+json post(const std::string& sock, const std::string& target, const json& body,
+          int* status = nullptr) {
+  const auto r = ipc::unix_http(sock, "POST", target, body.dump());
+  if (status) *status = r.status;
+  return json::parse(r.body, nullptr, false);
+}
+
+// Text of `momentkv run` for the same greedy request (prompt not echoed).
+std::string run_text(const std::string& prompt, int n) {
+  const auto r =
+      test::run_process({test::momentkv_binary(), "run", "-m", model(), "-t", "1", "-p", prompt,
+                         "-n", std::to_string(n), "--temp", "0", "--no-display-prompt"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::string out = r.out;
+  if (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+// The streamed text of an SSE response body, and its final event.
+std::string sse_text(const std::string& body, bool chat, json* final_event) {
+  std::string text;
+  size_t pos = 0;
+  while ((pos = body.find("data: ", pos)) != std::string::npos) {
+    const size_t end = body.find("\n\n", pos);
+    const std::string data = body.substr(pos + 6, end - pos - 6);
+    pos = end;
+    if (data == "[DONE]") break;
+    const json j = json::parse(data);
+    const auto& c = j["choices"][0];
+    text += chat ? c["delta"].value("content", "") : c.value("text", "");
+    if (final_event && !c["finish_reason"].is_null()) *final_event = j;
+  }
+  return text;
+}
+
+TEST(Daemon, ServesCompletionsEqualToRun) {
+  test::DaemonProcess d({"--model", model(), "--threads", "1"}, "serve");
+  ASSERT_TRUE(d.ready()) << d.log();
+  EXPECT_EQ(ipc::unix_http(d.socket(), "GET", "/health", "").status, 200);
+  const std::string expected = run_text("Once upon a time", 48);
+  int status = 0;
+  const json r =
+      post(d.socket(), "/v1/completions",
+           {{"prompt", "Once upon a time"}, {"max_tokens", 48}, {"temperature", 0}}, &status);
+  ASSERT_EQ(status, 200) << r.dump();
+  EXPECT_EQ(r["choices"][0]["text"], expected);
+  EXPECT_EQ(r["object"], "text_completion");
+  EXPECT_EQ(r["usage"]["completion_tokens"], 48);
+  EXPECT_EQ(r["compression"]["policy"], "moment");
+  EXPECT_EQ(r["compression"]["context_altered"], false);
+  EXPECT_TRUE(r["timings"].contains("ttft_ms"));
+  // Streamed: the same text, then a final event with compression and [DONE].
+  const auto s = ipc::unix_http(
+      d.socket(), "POST", "/v1/completions",
+      json{{"prompt", "Once upon a time"}, {"max_tokens", 48}, {"temperature", 0}, {"stream", true}}
+          .dump());
+  ASSERT_EQ(s.status, 200);
+  json final_event;
+  EXPECT_EQ(sse_text(s.body, false, &final_event), expected);
+  EXPECT_EQ(final_event["choices"][0]["finish_reason"], "length");
+  EXPECT_TRUE(final_event.contains("compression"));
+  EXPECT_NE(s.body.find("data: [DONE]\n\n"), std::string::npos);
+  // A small decode budget per request alters the context and says so.
+  const json c = post(d.socket(), "/v1/completions",
+                      {{"prompt", "Once upon a time"},
+                       {"max_tokens", 100},
+                       {"temperature", 0},
+                       {"compression", {{"policy", "moment"}, {"decode_budget", 16}}}},
+                      &status);
+  ASSERT_EQ(status, 200) << c.dump();
+  EXPECT_EQ(c["compression"]["decode_budget"], 16);
+  EXPECT_EQ(c["compression"]["context_altered"], true);
+  EXPECT_GT(c["compression"]["evicted"].get<int>(), 0);
+  // Chat, streamed.
+  const auto chat =
+      ipc::unix_http(d.socket(), "POST", "/v1/chat/completions",
+                     json{{"messages", {{{"role", "user"}, {"content", "Tom had a red ball."}}}},
+                          {"max_tokens", 16},
+                          {"temperature", 0},
+                          {"stream", true}}
+                         .dump());
+  ASSERT_EQ(chat.status, 200);
+  EXPECT_FALSE(sse_text(chat.body, true, nullptr).empty());
+  const auto models = json::parse(ipc::unix_http(d.socket(), "GET", "/v1/models", "").body);
+  EXPECT_EQ(models["data"][0]["meta"]["n_layer"], 5);
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait(15000), 0) << d.log();
+  EXPECT_TRUE(d.wait_notification("STOPPING=1", 1000));
+}
+
+TEST(Daemon, ConcurrentClientsGetTheirSoloOutputs) {
+  test::DaemonProcess d({"--model", model(), "--threads", "1"}, "conc");
+  ASSERT_TRUE(d.ready()) << d.log();
+  const std::vector<std::string> prompts = {"Once upon a time",       "Tom had a red ball.",
+                                            "The cat sat on the",     "Lily and her mom went to",
+                                            "One day, a little bird", "Ben liked to run",
+                                            "Sue found a big box.",   "The sun was hot."};
+  std::vector<std::string> solo;
+  for (const auto& p : prompts) {
+    solo.push_back(
+        post(d.socket(), "/v1/completions",
+             {{"prompt", p}, {"max_tokens", 40}, {"temperature", 0}})["choices"][0]["text"]);
+  }
+  std::vector<std::string> got(prompts.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    threads.emplace_back([&, i] {
+      const auto r = ipc::unix_http(d.socket(), "POST", "/v1/completions",
+                                    json{{"prompt", prompts[i]},
+                                         {"max_tokens", 40},
+                                         {"temperature", 0},
+                                         {"stream", i % 2 == 0}}
+                                        .dump());
+      got[i] = i % 2 == 0 ? sse_text(r.body, false, nullptr)
+                          : json::parse(r.body)["choices"][0]["text"].get<std::string>();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(got[i], solo[i]) << prompts[i];
+  const std::string metrics = ipc::unix_http(d.socket(), "GET", "/metrics", "").body;
+  EXPECT_NE(metrics.find("momentkv_kv_reserved_bytes 0\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("momentkv_requests_total{outcome=\"ok\"} 16"), std::string::npos)
+      << metrics;
+}
+
+TEST(Daemon, BadRequestsAreAnsweredAndServingGoesOn) {
+  test::DaemonProcess d({"--model", model(), "--threads", "1"}, "bad");
+  ASSERT_TRUE(d.ready()) << d.log();
+  struct Case {
+    std::string target, body;
+    int status;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"/v1/completions", "{not json", 400},
+           {"/v1/completions", R"({"prompt":"a","max_tokens":-5})", 400},
+           {"/v1/completions", R"({"prompt":"a","temperature":"hot"})", 400},
+           {"/v1/completions", R"({"prompt":"a","wat":1})", 400},
+           {"/v1/completions", R"({"prompt":"a","max_tokens":1e300})", 400},
+           {"/v1/chat/completions", R"({"messages":[]})", 400},
+           {"/v1/nothing", "{}", 404},
+       }) {
+    const auto r = ipc::unix_http(d.socket(), "POST", c.target, c.body);
+    EXPECT_EQ(r.status, c.status) << c.body << " -> " << r.body;
+    const json e = json::parse(r.body, nullptr, false);
+    EXPECT_TRUE(e.contains("error")) << r.body;
+    // The next valid request still succeeds.
+    int status = 0;
+    const json ok =
+        post(d.socket(), "/v1/completions", {{"prompt", "Once"}, {"max_tokens", 4}}, &status);
+    EXPECT_EQ(status, 200) << "after " << c.body << ": " << ok.dump();
+  }
+  // A request that could never fit the memory budget is refused, not queued forever.
+  int status = 0;
+  const json r =
+      post(d.socket(), "/v1/completions",
+           {{"prompt", "Once"}, {"max_tokens", 8}, {"compression", {{"decode_budget", 60000}}}},
+           &status);
+  EXPECT_TRUE(status == 200 || status == 400) << r.dump();
+}
+
+TEST(Daemon, ReloadKeepsServingAndAppliesValidConfigs) {
+  const std::string cfg = ::testing::TempDir() + "/mkvd-reload.toml";
+  {
+    std::ofstream f(cfg);
+    f << "[kv]\npolicy = \"moment\"\n";
+  }
+  test::DaemonProcess d({"--config", cfg, "--model", model(), "--threads", "1"}, "reload");
+  ASSERT_TRUE(d.ready()) << d.log();
+  const json body = {{"prompt", "Once"}, {"max_tokens", 4}};
+  EXPECT_EQ(post(d.socket(), "/v1/completions", body)["compression"]["policy"], "moment");
+  {
+    std::ofstream f(cfg);
+    f << "[kv]\npolicy = \"lru\"\n";  // invalid: logged, old config kept
+  }
+  d.signal(SIGHUP);
+  EXPECT_TRUE(d.wait_notification("RELOADING=1", 5000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(post(d.socket(), "/v1/completions", body)["compression"]["policy"], "moment");
+  EXPECT_NE(d.log().find("reload failed"), std::string::npos) << d.log();
+  {
+    std::ofstream f(cfg);
+    f << "[kv]\npolicy = \"streaming\"\n";
+  }
+  d.signal(SIGHUP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_EQ(post(d.socket(), "/v1/completions", body)["compression"]["policy"], "streaming");
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait(15000), 0);
+}
+
+TEST(Daemon, BadConfigOrModelExits78) {
+  auto r = test::run_process({test::momentkvd_binary(), "--model", "/nonexistent.gguf", "--socket",
+                              "/tmp/mkvd-never.sock"});
+  EXPECT_EQ(r.exit_code, 78) << r.err;
+  EXPECT_NE(r.err.find("/nonexistent.gguf"), std::string::npos);
+  const std::string cfg = ::testing::TempDir() + "/mkvd-bad.toml";
+  {
+    std::ofstream f(cfg);
+    f << "[kv]\nalpha = 7\n";
+  }
+  r = test::run_process({test::momentkvd_binary(), "--check-config", cfg});
+  EXPECT_EQ(r.exit_code, 78);
+  EXPECT_NE(r.err.find("kv.alpha"), std::string::npos) << r.err;
+  r = test::run_process({test::momentkvd_binary(), "--check-config",
+                         std::string(MOMENTKV_SOURCE_DIR) + "/configs/momentkvd.toml"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+}  // namespace
+}  // namespace momentkv

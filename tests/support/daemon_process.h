@@ -1,0 +1,48 @@
+// Starts the real momentkvd binary on a temporary socket for integration tests, with a datagram
+// NOTIFY_SOCKET that records the sd_notify messages it sends.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace momentkv::test {
+
+class DaemonProcess {
+ public:
+  // Starts momentkvd with `args` (plus --socket) and waits until it sends READY=1 (or exits).
+  explicit DaemonProcess(const std::vector<std::string>& args, const std::string& name = "d");
+  ~DaemonProcess();
+  DaemonProcess(const DaemonProcess&) = delete;
+  DaemonProcess& operator=(const DaemonProcess&) = delete;
+
+  const std::string& socket() const { return socket_; }
+  bool ready() const { return ready_; }
+  pid_t pid() const { return pid_; }
+  // Sends a signal.
+  void signal(int sig) const;
+  // Waits for the process to exit (up to `timeout_ms`); its exit code, or -1.
+  int wait(int timeout_ms);
+  // Notify messages received so far (reads any pending ones first).
+  const std::vector<std::string>& notifications();
+  // Waits up to timeout_ms for a notification containing `text`.
+  bool wait_notification(const std::string& text, int timeout_ms);
+  // What the daemon wrote to stderr.
+  std::string log() const;
+
+ private:
+  void drain(int timeout_ms);
+  std::string dir_, socket_, notify_path_, log_path_;
+  int notify_fd_ = -1;
+  pid_t pid_ = -1;
+  bool ready_ = false;
+  bool exited_ = false;
+  int exit_code_ = -1;
+  std::vector<std::string> messages_;
+};
+
+// Path of the built momentkvd binary.
+std::string momentkvd_binary();
+
+}  // namespace momentkv::test
