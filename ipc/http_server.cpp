@@ -129,11 +129,16 @@ struct HttpServer::Impl {
       });
       return;
     }
-    const std::uint64_t id = ++next_id;
-    auto conn = std::make_shared<HttpConnection>(std::move(socket), shared, runtime, id);
-    // Admission happens here, in accept order, so the limit is exact.
-    const bool admitted = shared->admit(id, conn);
-    asio::post(conn->executor(), [conn, admitted] { conn->start(admitted); });
+    try {
+      const std::uint64_t id = ++next_id;
+      auto conn = std::make_shared<HttpConnection>(std::move(socket), shared, runtime, id);
+      // Admission happens here, in accept order, so the limit is exact.
+      const bool admitted = shared->admit(id, conn);
+      asio::post(conn->executor(), [conn, admitted] { conn->start(admitted); });
+    } catch (const std::exception& e) {
+      // Out of memory for one connection: drop it (its socket closes) and keep accepting.
+      std::fprintf(stderr, "momentkv ipc: dropping a connection: %s\n", e.what());
+    }
     do_accept();
   }
 
@@ -143,8 +148,12 @@ struct HttpServer::Impl {
     retry_timer.cancel();
   }
 
-  // Closes the acceptor on its strand; waits for it.
+  // Closes the acceptor on its strand; waits for it unless called from a server thread.
   void close_acceptor_and_wait() {
+    if (on_server_thread()) {
+      runtime->post(accept_strand, [this] { close_acceptor(); });
+      return;
+    }
     std::vector<Task> tasks;
     tasks.emplace_back(accept_strand, [this] { close_acceptor(); });
     run_and_wait(*runtime, std::move(tasks));
@@ -179,7 +188,11 @@ HttpServer::HttpServer(ServerOptions options, Handler handler)
     : impl_(std::make_unique<Impl>(std::move(options), std::move(handler))) {}
 
 HttpServer::~HttpServer() {
-  stop();
+  try {
+    stop();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "momentkv ipc: stopping the server: %s\n", e.what());
+  }
 }
 
 void HttpServer::start() {
