@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/check-format.sh
-bash scripts/build.sh
+bash scripts/build.sh -DMOMENTKV_BUILD_TESTS=ON  # (main.sh builds without tests)
 (cd build && ctest --output-on-failure -j "$(nproc)" --timeout 1200)
 bash scripts/cross-aarch64.sh

@@ -4,6 +4,11 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -210,6 +215,72 @@ TEST(Daemon, ReloadKeepsServingAndAppliesValidConfigs) {
   EXPECT_EQ(post(d.socket(), "/v1/completions", body)["compression"]["policy"], "streaming");
   d.signal(SIGTERM);
   EXPECT_EQ(d.wait(15000), 0);
+}
+
+// Opens a streamed completion on a raw socket, reads its first bytes and returns the socket.
+int open_stream(const std::string& sock, int max_tokens) {
+  const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, sock.c_str(), sizeof(addr.sun_path) - 1);
+  EXPECT_EQ(connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+  const std::string body = json{{"prompt", "Once upon a time"},
+                                {"max_tokens", max_tokens},
+                                {"stream", true},
+                                {"compression", {{"policy", "moment"}, {"decode_budget", 64}}}}
+                               .dump();
+  const std::string req =
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\n\r\n" + body;
+  EXPECT_EQ(send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
+  char buf[512];
+  EXPECT_GT(recv(fd, buf, sizeof buf, 0), 0);  // the stream has started
+  return fd;
+}
+
+std::string read_all(int fd) {
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
+TEST(Daemon, ClientDisconnectCancelsAndFreesItsReservation) {
+  test::DaemonProcess d({"--model", model(), "--threads", "1"}, "disc");
+  ASSERT_TRUE(d.ready()) << d.log();
+  const int fd = open_stream(d.socket(), 4096);
+  close(fd);
+  std::string metrics;
+  for (int i = 0; i < 200; ++i) {
+    metrics = ipc::unix_http(d.socket(), "GET", "/metrics", "").body;
+    if (metrics.find("momentkv_requests_total{outcome=\"cancelled\"} 1") != std::string::npos)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_NE(metrics.find("momentkv_requests_total{outcome=\"cancelled\"} 1"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("momentkv_kv_reserved_bytes 0\n"), std::string::npos) << metrics;
+  int status = 0;
+  post(d.socket(), "/v1/completions", {{"prompt", "Once"}, {"max_tokens", 4}}, &status);
+  EXPECT_EQ(status, 200);
+}
+
+TEST(Daemon, SigtermWithStreamsInFlightEndsEveryStream) {
+  test::DaemonProcess d({"--model", model(), "--threads", "1"}, "term");
+  ASSERT_TRUE(d.ready()) << d.log();
+  std::vector<int> fds;
+  for (int i = 0; i < 3; ++i) fds.push_back(open_stream(d.socket(), 4096));
+  d.signal(SIGTERM);
+  for (int fd : fds) {
+    const std::string rest = read_all(fd);  // the server ends each stream, then closes
+    close(fd);
+    const bool finished = rest.find("data: [DONE]") != std::string::npos ||
+                          rest.find("\"error\"") != std::string::npos;
+    EXPECT_TRUE(finished) << rest.substr(rest.size() > 300 ? rest.size() - 300 : 0);
+    EXPECT_NE(rest.find("0\r\n\r\n"), std::string::npos) << "no terminating chunk";
+  }
+  EXPECT_EQ(d.wait(20000), 0) << d.log();
 }
 
 TEST(Daemon, BadConfigOrModelExits78) {
