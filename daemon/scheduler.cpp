@@ -19,6 +19,7 @@ struct Scheduler::Job {
   std::unique_ptr<Engine> engine;
   std::unique_ptr<GenerationSession> session;
   double ttft_ms = -1;
+  Clock::time_point last_token;
   bool streaming = false;
   bool reserved = false;
 };
@@ -161,10 +162,15 @@ bool Scheduler::advance(Job& job) {
       if (!job.session->done()) job.session->prefill();
     } else if (!job.session->done()) {
       const std::string text = job.session->step();
+      const auto now = Clock::now();
       if (job.ttft_ms < 0) {
-        job.ttft_ms =
-            std::chrono::duration<double, std::milli>(Clock::now() - job.submitted).count();
+        job.ttft_ms = std::chrono::duration<double, std::milli>(now - job.submitted).count();
+        stats_.ttft.observe(job.ttft_ms);
+      } else {
+        stats_.inter_token.observe(
+            std::chrono::duration<double, std::milli>(now - job.last_token).count());
       }
+      job.last_token = now;
       if (job.streaming && !text.empty() &&
           !job.writer->write_chunk(
               stream_chunk(job.id, options_.model_name, job.request.chat, text))) {

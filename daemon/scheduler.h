@@ -21,6 +21,7 @@
 #include "core/engine/memory_budget.h"
 #include "core/tokenizer/tokenizer.h"
 #include "daemon/api.h"
+#include "daemon/latency_histogram.h"
 #include "ipc/http_types.h"
 
 namespace momentkv::daemon {
@@ -41,6 +42,8 @@ struct SchedulerStats {
   std::atomic<int64_t> prompt_tokens{0}, generated_tokens{0}, evicted_tokens{0};
   std::atomic<int64_t> queue{0}, active{0};
   std::atomic<uint64_t> kv_reserved_bytes{0};
+  LatencyHistogram ttft;         // submit -> first token
+  LatencyHistogram inter_token;  // between consecutive tokens of one generation
 };
 
 class Scheduler {

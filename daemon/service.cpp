@@ -114,6 +114,10 @@ std::string Service::metrics_text() const {
          line("momentkv_queue_length", "", static_cast<double>(s.queue)));
   metric("momentkv_active_generations", "gauge", "Generations running.",
          line("momentkv_active_generations", "", static_cast<double>(s.active)));
+  out.append(s.ttft.render("momentkv_time_to_first_token_seconds",
+                           "From request submission to the first generated token."));
+  out.append(s.inter_token.render("momentkv_inter_token_seconds",
+                                  "Between consecutive tokens of one generation."));
   return out;
 }
 

@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <iostream>
 #include <limits>
 
 #include "ipc/unix_http_client.h"
@@ -13,6 +14,52 @@ namespace momentkv::tools {
 using ipc::default_socket_path;
 using ipc::unix_http;
 using nlohmann::json;
+
+namespace {
+
+// Sends `req` (streamed or not) and prints the generated text as it arrives; `text` gets all of
+// it and `last` the final event (with compression and timings) or the error. Returns the status.
+int stream_request(const std::string& socket, const json& req, bool chat, std::string& text,
+                   json& last) {
+  const bool stream = req.value("stream", false);
+  std::string pending;
+  auto on_data = [&](const std::string& data) {
+    if (!stream) return;
+    pending.append(data);
+    size_t end;
+    while ((end = pending.find("\n\n")) != std::string::npos) {
+      const std::string event = pending.substr(0, end);
+      pending.erase(0, end + 2);
+      if (event.rfind("data: ", 0) != 0 || event == "data: [DONE]") continue;
+      const json j = json::parse(event.substr(6), nullptr, false);
+      if (j.is_discarded()) continue;
+      if (j.contains("error")) {
+        last = j;
+        continue;
+      }
+      const auto& c = j["choices"][0];
+      const std::string piece = chat ? c["delta"].value("content", "") : c.value("text", "");
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+      text += piece;
+      if (j.contains("compression")) last = j;
+    }
+  };
+  const auto r = unix_http(socket, "POST", chat ? "/v1/chat/completions" : "/v1/completions",
+                           req.dump(), on_data);
+  if (!stream) {
+    last = json::parse(r.body, nullptr, false);
+    if (last.is_discarded()) last = json{{"error", r.body}};
+    if (r.status == 200) {
+      const auto& c = last["choices"][0];
+      text = chat ? c["message"].value("content", "") : c.value("text", "");
+      std::fputs(text.c_str(), stdout);
+    }
+  }
+  return r.status;
+}
+
+}  // namespace
 
 int cmd_generate(int argc, char** argv) {
   ArgParser p("generate", "Generate through a running momentkvd (streams the text to stdout).");
@@ -46,47 +93,52 @@ int cmd_generate(int argc, char** argv) {
   } else {
     req["prompt"] = prompt;
   }
-  std::string pending;
   json last;
-  auto on_data = [&](const std::string& data) {
-    if (!req["stream"].get<bool>()) return;
-    pending.append(data);
-    size_t end;
-    while ((end = pending.find("\n\n")) != std::string::npos) {
-      const std::string event = pending.substr(0, end);
-      pending.erase(0, end + 2);
-      if (event.rfind("data: ", 0) != 0 || event == "data: [DONE]") continue;
-      const json j = json::parse(event.substr(6), nullptr, false);
-      if (j.is_discarded()) continue;
-      if (j.contains("error")) {
-        last = j;
-        continue;
-      }
-      const auto& c = j["choices"][0];
-      const std::string text = chat ? c["delta"].value("content", "") : c.value("text", "");
-      std::fwrite(text.data(), 1, text.size(), stdout);
-      std::fflush(stdout);
-      if (j.contains("compression")) last = j;
-    }
-  };
-  const auto r = unix_http(socket, "POST", chat ? "/v1/chat/completions" : "/v1/completions",
-                           req.dump(), on_data);
-  if (!req["stream"].get<bool>()) {
-    last = json::parse(r.body, nullptr, false);
-    if (r.status == 200 && !last.is_discarded()) {
-      const auto& c = last["choices"][0];
-      std::fputs((chat ? c["message"].value("content", "") : c.value("text", "")).c_str(), stdout);
-    }
-  }
+  std::string text;
+  const int status = stream_request(socket, req, chat, text, last);
   std::fputc('\n', stdout);
-  if (r.status != 200 || last.contains("error")) {
-    std::fprintf(stderr, "momentkv generate: HTTP %d: %s\n", r.status,
-                 last.contains("error") ? last["error"].dump().c_str() : r.body.c_str());
+  if (status != 200 || last.contains("error")) {
+    std::fprintf(stderr, "momentkv generate: HTTP %d: %s\n", status, last.dump().c_str());
     return 1;
   }
   if (last.contains("compression")) {
     std::fprintf(stderr, "compression: %s\ntimings: %s\n", last["compression"].dump().c_str(),
                  last["timings"].dump().c_str());
+  }
+  return 0;
+}
+
+int cmd_chat(int argc, char** argv) {
+  ArgParser p("chat", "Chat with a running momentkvd: one line per turn, the conversation kept.");
+  std::string socket = default_socket_path(), system;
+  json base = {{"stream", true}};
+  p.add({"--socket"}, "PATH", "the daemon's socket", [&](const std::string& v) { socket = v; });
+  p.add({"--system"}, "TEXT", "a system message", [&](const std::string& v) { system = v; });
+  p.add({"-n", "--n-predict"}, "N", "max tokens per reply",
+        [&](const std::string& v) { base["max_tokens"] = ArgParser::to_int("-n", v, 1, 1 << 24); });
+  p.add({"--temp"}, "T", "temperature",
+        [&](const std::string& v) { base["temperature"] = ArgParser::to_double("--temp", v); });
+  if (!p.parse(argc, argv)) return 0;
+  json messages = json::array();
+  if (!system.empty()) messages.push_back({{"role", "system"}, {"content", system}});
+  std::string line;
+  while (true) {
+    std::fputs("> ", stderr);
+    if (!std::getline(std::cin, line)) break;
+    if (line.empty()) continue;
+    messages.push_back({{"role", "user"}, {"content", line}});
+    json req = base;
+    req["messages"] = messages;
+    std::string reply;
+    json last;
+    const int status = stream_request(socket, req, true, reply, last);
+    std::fputc('\n', stdout);
+    if (status != 200 || last.contains("error")) {
+      std::fprintf(stderr, "momentkv chat: HTTP %d: %s\n", status, last.dump().c_str());
+      messages.erase(messages.end() - 1);
+      continue;
+    }
+    messages.push_back({{"role", "assistant"}, {"content", reply}});
   }
   return 0;
 }

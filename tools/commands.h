@@ -15,6 +15,7 @@ int cmd_bench(int argc, char** argv);
 int cmd_kvbench(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_generate(int argc, char** argv);
+int cmd_chat(int argc, char** argv);
 int cmd_health(int argc, char** argv);
 int cmd_metrics(int argc, char** argv);
 

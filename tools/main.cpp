@@ -31,6 +31,7 @@ constexpr Subcommand kCommands[] = {
     {"bench", "prompt and decode tokens/s, with achieved vs measured memory bandwidth",
      momentkv::tools::cmd_bench},
     {"generate", "generate through a running momentkvd (streams)", momentkv::tools::cmd_generate},
+    {"chat", "chat with a running momentkvd (one line per turn)", momentkv::tools::cmd_chat},
     {"health", "ask momentkvd whether it is ready", momentkv::tools::cmd_health},
     {"metrics", "print momentkvd's Prometheus metrics", momentkv::tools::cmd_metrics},
     {"eval", "fidelity of KV policies vs a full cache over a prompt set (sweeps, JSON/CSV/plots)",

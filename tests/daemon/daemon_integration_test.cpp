@@ -150,6 +150,10 @@ TEST(Daemon, ConcurrentClientsGetTheirSoloOutputs) {
   EXPECT_NE(metrics.find("momentkv_kv_reserved_bytes 0\n"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("momentkv_requests_total{outcome=\"ok\"} 16"), std::string::npos)
       << metrics;
+  EXPECT_NE(metrics.find("momentkv_time_to_first_token_seconds_count 16\n"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("momentkv_inter_token_seconds_count 624\n"), std::string::npos)
+      << metrics;  // 16 generations x 39 gaps between 40 tokens
 }
 
 TEST(Daemon, BadRequestsAreAnsweredAndServingGoesOn) {
