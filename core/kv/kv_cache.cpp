@@ -109,10 +109,6 @@ float* KvCache::begin_layer_stats(int32_t layer, bool decode_step) {
   return stats_buf_.data();
 }
 
-void KvCache::end_prompt() {
-  prompt_tokens_ = lanes_[0].n_prefill();
-}
-
 void KvCache::after_attention(int32_t layer, int32_t heads_per_lane, int32_t n_queries,
                               bool decode_step) {
   std::span<KvCells> layer_lanes(lanes_.data() + lane(layer, 0), static_cast<size_t>(n_head_kv_));

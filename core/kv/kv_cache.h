@@ -77,8 +77,6 @@ class KvCache {
   const float* layer_stats() const { return stats_buf_.empty() ? nullptr : stats_buf_.data(); }
   // After layer `layer`'s attention: observe (decode steps), plan and apply evictions.
   void after_attention(int32_t layer, int32_t heads_per_lane, int32_t n_queries, bool decode_step);
-  // Marks the end of the prompt: the unified limit is prompt tokens + budget from here on.
-  void end_prompt();
 
   int64_t step() const { return step_; }
   const KvStats& stats() const { return stats_; }
