@@ -62,6 +62,10 @@ void attend_one(const AttentionArgs& a, const TypeKernels& rk, int32_t i, int32_
     const float w = p[static_cast<size_t>(s)] * inv;
     if (sum) sum[s] += w;
     if (w == 0.0f) continue;
+    if (rk.accumulate != nullptr) {
+      rk.accumulate(a.kv->v(lane, s), w, out, hd);  // same sums as below, vectorized (f16, f32)
+      continue;
+    }
     rk.dequantize(a.kv->v(lane, s), vrow.data(), hd);
     for (int32_t d = 0; d < hd; ++d) out[d] += w * vrow[static_cast<size_t>(d)];
   }

@@ -88,6 +88,9 @@ void quantize_q4_1(const float* src, void* dst, int64_t n);
 void quantize_q5_0(const float* src, void* dst, int64_t n);
 // Q5_1: d = (max - min) / 31, m = min, q = min(31, trunc((x - min) / d + 0.5)).
 void quantize_q5_1(const float* src, void* dst, int64_t n);
+// y[i] += a * value(row, i) for i < n (attention's weighted sum of V rows).
+void accumulate_f32(const void* row, float a, float* y, int64_t n);
+void accumulate_f16(const void* row, float a, float* y, int64_t n);
 }  // namespace scalar
 
 namespace avx2 {
@@ -103,6 +106,13 @@ float dot_f32_q5_1(const void* w, const float* x, int64_t n);
 float dot_q8_0_q4_1(const void* w, const void* xq, int64_t n);
 float dot_q8_0_q5_0(const void* w, const void* xq, int64_t n);
 float dot_q8_0_q5_1(const void* w, const void* xq, int64_t n);
+// out[k] = dot_q8_0_T(w, xq + k * xq_stride bytes, n) for k < 4, bit-identical to dot_q8_0_T;
+// each weight block is unpacked once for the four activation rows (prefill).
+void dot_q8_0_q4_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
+void dot_q8_0_q8_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
+// y[i] = fma(a, value(row, i), y[i]) for i < n.
+void accumulate_f32(const void* row, float a, float* y, int64_t n);
+void accumulate_f16(const void* row, float a, float* y, int64_t n);
 }  // namespace avx2
 
 namespace neon {

@@ -3,6 +3,7 @@
 #include "kernels/cpu/type_kernels.h"
 
 #include <array>
+#include <cstddef>
 #include <cstdlib>
 #include <string>
 
@@ -20,6 +21,14 @@ using DotF32 = float (*)(const void*, const float*, int64_t);
 template <DotF32 F>
 float dot_act_f32(const void* w, const void* x, int64_t n) {
   return F(w, static_cast<const float*>(x), n);
+}
+
+using DotAct = float (*)(const void*, const void*, int64_t);
+
+// The reference dot_act_4: dot_act once per activation row.
+template <DotAct F>
+void dot_act_4_loop(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
+  for (int k = 0; k < 4; ++k) out[k] = F(w, static_cast<const std::byte*>(xq) + k * xq_stride, n);
 }
 
 // Dense index of the types with kernels; -1 for the others.
@@ -87,6 +96,12 @@ Table scalar_table() {
       {dequantize_q5_k, dot_f32_q5_k, GgmlType::Q8_K, quantize_q8_k, dot_q8k_q5_k, quantize_q5_k});
   set(t, GgmlType::Q6_K,
       {dequantize_q6_k, dot_f32_q6_k, GgmlType::Q8_K, quantize_q8_k, dot_q8k_q6_k, quantize_q6_k});
+  t[type_index(GgmlType::Q4_0)].dot_act_4 = dot_act_4_loop<dot_q8_0_q4_0>;
+  t[type_index(GgmlType::Q8_0)].dot_act_4 = dot_act_4_loop<dot_q8_0_q8_0>;
+  t[type_index(GgmlType::Q4_K)].dot_act_4 = dot_act_4_loop<dot_q8k_q4_k>;
+  t[type_index(GgmlType::Q6_K)].dot_act_4 = dot_act_4_loop<dot_q8k_q6_k>;
+  t[type_index(GgmlType::F32)].accumulate = accumulate_f32;
+  t[type_index(GgmlType::F16)].accumulate = accumulate_f16;
   return t;
 }
 
@@ -121,6 +136,12 @@ Table avx2_table() {
        {dequantize_q5_k, dot_f32_q5_k, GgmlType::Q8_K, quantize_q8_k, dot_q8k_q5_k, nullptr});
   fast(GgmlType::Q6_K,
        {dequantize_q6_k, dot_f32_q6_k, GgmlType::Q8_K, quantize_q8_k, dot_q8k_q6_k, nullptr});
+  t[type_index(GgmlType::Q4_0)].dot_act_4 = dot_q8_0_q4_0_x4;
+  t[type_index(GgmlType::Q8_0)].dot_act_4 = dot_q8_0_q8_0_x4;
+  t[type_index(GgmlType::Q4_K)].dot_act_4 = dot_q8k_q4_k_x4;
+  t[type_index(GgmlType::Q6_K)].dot_act_4 = dot_q8k_q6_k_x4;
+  t[type_index(GgmlType::F32)].accumulate = accumulate_f32;
+  t[type_index(GgmlType::F16)].accumulate = accumulate_f16;
   return t;
 }
 #endif

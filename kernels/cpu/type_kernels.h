@@ -25,6 +25,13 @@ struct TypeKernels {
   float (*dot_act)(const void* w, const void* xq, int64_t n) = nullptr;
   // Quantize f32 values to this type (reference rounding); null if not offered.
   void (*quantize)(const float* src, void* dst, int64_t n) = nullptr;
+  // Optional (null: call dot_act per row): out[k] = dot_act(w, xq + k * xq_stride bytes, n) for
+  // k < 4, bit-identical to dot_act, unpacking each weight block once for the four rows.
+  void (*dot_act_4)(const void* w, const void* xq, int64_t xq_stride, int64_t n,
+                    float* out) = nullptr;
+  // Optional (null: dequantize, then add): y[i] += a * value(row, i) for i < n; may round as one
+  // fma (within 1 ulp of the product of a dequantize-then-add loop per element).
+  void (*accumulate)(const void* row, float a, float* y, int64_t n) = nullptr;
 };
 
 // Kernels for `t` on `isa` (falls back to scalar entries where a fast one is missing).

@@ -119,6 +119,93 @@ inline void unpack_q6_half(const BlockQ6K& b, int h, __m256i q[4]) {
   q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), mask4), h3);
 }
 
+// Q4_K against N activation rows (xq + k * x_stride bytes): the weight unpacking (nibbles,
+// scales, mins) is done once per super-block for all rows. Integer sums are exact, and each row
+// sees the same float operations in the same order whatever N is (N = 1 and N = 4 agree bit for
+// bit).
+template <int N>
+void dot_q8k_q4_k_n(const void* w, const void* xq, int64_t x_stride, int64_t n, float* out) {
+  const auto* wb = static_cast<const BlockQ4K*>(w);
+  const BlockQ8K* xb[N];
+  for (int k = 0; k < N; ++k) {
+    xb[k] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(xq) + k * x_stride);
+  }
+  const __m256i mask4 = _mm256_set1_epi8(0x0f);
+  __m256 acc[N];
+  for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
+  for (int64_t ib = 0; ib < n / kQk; ++ib) {
+    const BlockQ4K& b = wb[ib];
+    const ScalesMins sm = unpack_scales_mins(b.scales);
+    const __m256i m16 = mins_for_bsums(sm.m);
+    __m256i sum_q[N];  // 8 × i32 partial Σ sc·q·qx per row
+    for (int k = 0; k < N; ++k) sum_q[k] = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = loadu(b.qs + 32 * c);
+      const __m256i q_lo = _mm256_and_si256(q, mask4);
+      const __m256i q_hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask4);
+      const __m256i sc_lo = _mm256_set1_epi16(static_cast<int16_t>(sm.sc[2 * c]));
+      const __m256i sc_hi = _mm256_set1_epi16(static_cast<int16_t>(sm.sc[2 * c + 1]));
+      for (int k = 0; k < N; ++k) {
+        const int8_t* x = xb[k][ib].qs + 64 * c;
+        const __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(q_lo, loadu(x)), sc_lo);
+        const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(q_hi, loadu(x + 32)), sc_hi);
+        sum_q[k] = _mm256_add_epi32(sum_q[k], _mm256_add_epi32(p_lo, p_hi));
+      }
+    }
+    const float dw = fp16_to_fp32(b.d);
+    const float dmin_w = fp16_to_fp32(b.dmin);
+    for (int k = 0; k < N; ++k) {
+      const BlockQ8K& a = xb[k][ib];
+      const __m256i mins = _mm256_madd_epi16(loadu(a.bsums), m16);  // 8 × i32
+      acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(a.d * dw), _mm256_cvtepi32_ps(sum_q[k]), acc[k]);
+      acc[k] = _mm256_fnmadd_ps(_mm256_set1_ps(a.d * dmin_w), _mm256_cvtepi32_ps(mins), acc[k]);
+    }
+  }
+  for (int k = 0; k < N; ++k) out[k] = hsum(acc[k]);
+}
+
+// Q6_K against N activation rows, unpacked once per super-block; as dot_q8k_q4_k_n.
+template <int N>
+void dot_q8k_q6_k_n(const void* w, const void* xq, int64_t x_stride, int64_t n, float* out) {
+  const auto* wb = static_cast<const BlockQ6K*>(w);
+  const BlockQ8K* xb[N];
+  for (int k = 0; k < N; ++k) {
+    xb[k] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(xq) + k * x_stride);
+  }
+  __m256 acc[N];
+  for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
+  for (int64_t ib = 0; ib < n / kQk; ++ib) {
+    const BlockQ6K& b = wb[ib];
+    const __m256i scales16 =
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+    __m256i sum_q[N];
+    for (int k = 0; k < N; ++k) {
+      // −32·Σ_g scale[g]·bsum[g]: the offset of every q, applied once per block.
+      sum_q[k] = _mm256_slli_epi32(_mm256_madd_epi16(scales16, loadu(xb[k][ib].bsums)), 5);
+      sum_q[k] = _mm256_sub_epi32(_mm256_setzero_si256(), sum_q[k]);
+    }
+    for (int h = 0; h < 2; ++h) {
+      __m256i q[4];
+      unpack_q6_half(b, h, q);
+      for (int j = 0; j < 4; ++j) {
+        const int g = 8 * h + 2 * j;  // groups g (bytes 0-15) and g + 1 (bytes 16-31)
+        const __m256i sc =
+            _mm256_set_m128i(_mm_set1_epi16(b.scales[g + 1]), _mm_set1_epi16(b.scales[g]));
+        for (int k = 0; k < N; ++k) {
+          const __m256i p = _mm256_maddubs_epi16(q[j], loadu(xb[k][ib].qs + 128 * h + 32 * j));
+          sum_q[k] = _mm256_add_epi32(sum_q[k], _mm256_madd_epi16(p, sc));
+        }
+      }
+    }
+    const float dw = fp16_to_fp32(b.d);
+    for (int k = 0; k < N; ++k) {
+      acc[k] =
+          _mm256_fmadd_ps(_mm256_set1_ps(xb[k][ib].d * dw), _mm256_cvtepi32_ps(sum_q[k]), acc[k]);
+    }
+  }
+  for (int k = 0; k < N; ++k) out[k] = hsum(acc[k]);
+}
+
 }  // namespace
 
 // ---- dequantize ----
@@ -319,37 +406,6 @@ void quantize_q8_k(const float* src, void* dst, int64_t n) {
   }
 }
 
-float dot_q8k_q4_k(const void* w, const void* xq, int64_t n) {
-  const auto* wb = static_cast<const BlockQ4K*>(w);
-  const auto* xb = static_cast<const BlockQ8K*>(xq);
-  const __m256i mask4 = _mm256_set1_epi8(0x0f);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t ib = 0; ib < n / kQk; ++ib) {
-    const BlockQ4K& b = wb[ib];
-    const BlockQ8K& a = xb[ib];
-    const ScalesMins sm = unpack_scales_mins(b.scales);
-    const __m256i mins = _mm256_madd_epi16(loadu(a.bsums), mins_for_bsums(sm.m));  // 8 × i32
-    __m256i sum_q = _mm256_setzero_si256();  // 8 × i32 partial Σ sc·q·qx
-    for (int c = 0; c < 4; ++c) {
-      const __m256i q = loadu(b.qs + 32 * c);
-      const __m256i q_lo = _mm256_and_si256(q, mask4);
-      const __m256i q_hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask4);
-      const __m256i p_lo = _mm256_maddubs_epi16(q_lo, loadu(a.qs + 64 * c));
-      const __m256i p_hi = _mm256_maddubs_epi16(q_hi, loadu(a.qs + 64 * c + 32));
-      sum_q = _mm256_add_epi32(
-          sum_q, _mm256_madd_epi16(p_lo, _mm256_set1_epi16(static_cast<int16_t>(sm.sc[2 * c]))));
-      sum_q = _mm256_add_epi32(
-          sum_q,
-          _mm256_madd_epi16(p_hi, _mm256_set1_epi16(static_cast<int16_t>(sm.sc[2 * c + 1]))));
-    }
-    const float d = a.d * fp16_to_fp32(b.d);
-    const float dmin = a.d * fp16_to_fp32(b.dmin);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum_q), acc);
-    acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(mins), acc);
-  }
-  return hsum(acc);
-}
-
 float dot_q8k_q5_k(const void* w, const void* xq, int64_t n) {
   const auto* wb = static_cast<const BlockQ5K*>(w);
   const auto* xb = static_cast<const BlockQ8K*>(xq);
@@ -387,33 +443,22 @@ float dot_q8k_q5_k(const void* w, const void* xq, int64_t n) {
   return hsum(acc);
 }
 
+float dot_q8k_q4_k(const void* w, const void* xq, int64_t n) {
+  float out;
+  dot_q8k_q4_k_n<1>(w, xq, 0, n, &out);
+  return out;
+}
+void dot_q8k_q4_k_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
+  dot_q8k_q4_k_n<4>(w, xq, xq_stride, n, out);
+}
+
 float dot_q8k_q6_k(const void* w, const void* xq, int64_t n) {
-  const auto* wb = static_cast<const BlockQ6K*>(w);
-  const auto* xb = static_cast<const BlockQ8K*>(xq);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t ib = 0; ib < n / kQk; ++ib) {
-    const BlockQ6K& b = wb[ib];
-    const BlockQ8K& a = xb[ib];
-    const __m256i scales16 =
-        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
-    // Σ_g scale[g]·bsum[g]: the −32 offset of every q, applied once per block.
-    const __m256i offset = _mm256_madd_epi16(scales16, loadu(a.bsums));
-    __m256i sum_q = _mm256_setzero_si256();
-    for (int h = 0; h < 2; ++h) {
-      __m256i q[4];
-      unpack_q6_half(b, h, q);
-      for (int k = 0; k < 4; ++k) {
-        const int g = 8 * h + 2 * k;  // groups g (bytes 0-15) and g + 1 (bytes 16-31)
-        const __m256i sc =
-            _mm256_set_m128i(_mm_set1_epi16(b.scales[g + 1]), _mm_set1_epi16(b.scales[g]));
-        const __m256i p = _mm256_maddubs_epi16(q[k], loadu(a.qs + 128 * h + 32 * k));
-        sum_q = _mm256_add_epi32(sum_q, _mm256_madd_epi16(p, sc));
-      }
-    }
-    sum_q = _mm256_sub_epi32(sum_q, _mm256_slli_epi32(offset, 5));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(a.d * fp16_to_fp32(b.d)), _mm256_cvtepi32_ps(sum_q), acc);
-  }
-  return hsum(acc);
+  float out;
+  dot_q8k_q6_k_n<1>(w, xq, 0, n, &out);
+  return out;
+}
+void dot_q8k_q6_k_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
+  dot_q8k_q6_k_n<4>(w, xq, xq_stride, n, out);
 }
 
 }  // namespace momentkv::kernels::avx2

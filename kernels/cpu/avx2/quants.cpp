@@ -8,6 +8,7 @@
 // scales. Results differ from scalar only by float summation order.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 
@@ -60,17 +61,21 @@ inline __m256i bit_bytes(const uint8_t* qh) {
 struct Q4_0 {
   using Block = BlockQ4_0;
   static constexpr bool kHasMin = false;
+  static constexpr int kOffset = 8;  // q = u - 8 with u = the unsigned nibble
   static __m256i q(const Block& b) { return _mm256_sub_epi8(nibbles(b.qs), _mm256_set1_epi8(8)); }
+  static __m256i u(const Block& b) { return nibbles(b.qs); }
   static float m(const Block&) { return 0.0f; }
 };
 struct Q4_1 {
   using Block = BlockQ4_1;
+  static constexpr int kOffset = 0;  // q is used as is
   static constexpr bool kHasMin = true;
   static __m256i q(const Block& b) { return nibbles(b.qs); }
   static float m(const Block& b) { return half_to_float(b.m); }
 };
 struct Q5_0 {
   using Block = BlockQ5_0;
+  static constexpr int kOffset = 0;  // q is used as is
   static constexpr bool kHasMin = false;
   // q5 - 16: where the fifth bit is clear, nibble - 16 == nibble | 0xf0 as int8.
   static __m256i q(const Block& b) {
@@ -81,6 +86,7 @@ struct Q5_0 {
 };
 struct Q5_1 {
   using Block = BlockQ5_1;
+  static constexpr int kOffset = 0;  // q is used as is
   static constexpr bool kHasMin = true;
   static __m256i q(const Block& b) {
     const __m256i high = _mm256_and_si256(bit_bytes(b.qh), _mm256_set1_epi8(16));
@@ -90,6 +96,7 @@ struct Q5_1 {
 };
 struct Q8_0 {
   using Block = BlockQ8_0;
+  static constexpr int kOffset = 0;  // q is used as is
   static constexpr bool kHasMin = false;
   static __m256i q(const Block& b) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
@@ -181,25 +188,6 @@ inline void dot_q8_0_step(const typename T::Block& blk, const BlockQ8_0& xb, __m
   }
 }
 
-// Four blocks of a symmetric type (no m): the four i32 block sums are folded with hadds into
-// one vector [s0 s1 s2 s3 | s0' s1' s2' s3'] (each block's sum split over the two halves), so
-// one f16 conversion, one int->float conversion and one fma serve four blocks.
-template <typename T>
-inline __m256 dot_q8_0_step4(const typename T::Block* w, const BlockQ8_0* x, __m256 acc) {
-  __m256i p[4];
-  for (int k = 0; k < 4; ++k) {
-    p[k] = dot_i8_signed(T::q(w[k]), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[k].qs)));
-  }
-  const __m256i sums =
-      _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
-  const __m256 d = _mm256_cvtph_ps(_mm_setr_epi16(
-      static_cast<int16_t>(w[0].d), static_cast<int16_t>(w[1].d), static_cast<int16_t>(w[2].d),
-      static_cast<int16_t>(w[3].d), static_cast<int16_t>(x[0].d), static_cast<int16_t>(x[1].d),
-      static_cast<int16_t>(x[2].d), static_cast<int16_t>(x[3].d)));
-  const __m256 scales = _mm256_mul_ps(d, _mm256_permute2f128_ps(d, d, 1));  // d_w * d_x, twice
-  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scales, acc);
-}
-
 template <typename T>
 float dot_q8_0_impl(const void* w, const void* xq, int64_t n) {
   const auto* blocks = static_cast<const typename T::Block*>(w);
@@ -208,15 +196,120 @@ float dot_q8_0_impl(const void* w, const void* xq, int64_t n) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   __m256 accm0 = _mm256_setzero_ps(), accm1 = _mm256_setzero_ps();
   int64_t b = 0;
-  if constexpr (!T::kHasMin) {
-    for (; b + 3 < nb; b += 4) acc0 = dot_q8_0_step4<T>(blocks + b, xb + b, acc0);
-  }
   for (; b + 1 < nb; b += 2) {
     dot_q8_0_step<T>(blocks[b], xb[b], acc0, accm0);
     dot_q8_0_step<T>(blocks[b + 1], xb[b + 1], acc1, accm1);
   }
   if (b < nb) dot_q8_0_step<T>(blocks[b], xb[b], acc0, accm0);
   return hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(accm0, accm1)));
+}
+
+// The four f16 scales at &blocks[0].d, &blocks[1].d, ... as floats.
+template <typename Block>
+inline __m128 scales4(const Block* blocks) {
+  return _mm_cvtph_ps(_mm_setr_epi16(
+      static_cast<int16_t>(blocks[0].d), static_cast<int16_t>(blocks[1].d),
+      static_cast<int16_t>(blocks[2].d), static_cast<int16_t>(blocks[3].d), 0, 0, 0, 0));
+}
+
+// The symmetric kernels below (Q4_0, Q5_0, Q8_0 weights; one or four activation rows) share these
+// steps, so every output sees the same float operations in the same order whichever kernel computes
+// it (they agree bit for bit):
+// - per block an exact i32 vector of 8 partial sums (lane l: elements 4l..4l+3);
+// - per group of four blocks the sums are folded with hadds into [s0 s1 s2 s3 | s0' s1' s2' s3']
+//   (each block's sum split over the two halves), so one int->float conversion and one fma with
+//   d_w * d_x serve four blocks; leftover blocks get one fma each, in the same accumulator.
+// For Q4_0 the weights stay unsigned nibbles u and sum (u - 8) x = maddubs(u, x) - maddubs(8, x):
+// two maddubs and a subtract instead of two signs, a subtract and a maddubs.
+
+// An activation block prepared for pair_dot: the bytes and, for offset types, maddubs(offset, x).
+struct XPrep {
+  __m256i x;
+  __m256i corr;
+};
+
+template <typename T>
+inline XPrep prep_x(const BlockQ8_0& xb) {
+  const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
+  if constexpr (T::kOffset != 0) {
+    return {x, _mm256_maddubs_epi16(_mm256_set1_epi8(T::kOffset), x)};
+  } else {
+    return {x, x};
+  }
+}
+
+// A weight block prepared for pair_dot: unsigned u for offset types, else signed q.
+template <typename T>
+inline __m256i prep_w(const typename T::Block& b) {
+  if constexpr (T::kOffset != 0) {
+    return T::u(b);
+  } else {
+    return T::q(b);
+  }
+}
+
+template <typename T>
+inline __m256i pair_dot(__m256i w, const XPrep& x) {
+  if constexpr (T::kOffset != 0) {
+    const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(w, x.x), x.corr);
+    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+  } else {
+    return dot_i8_signed(w, x.x);
+  }
+}
+
+inline __m256 fold4_fma(__m256i p0, __m256i p1, __m256i p2, __m256i p3, __m128 dw, __m128 dx,
+                        __m256 acc) {
+  const __m256i sums = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+  const __m128 d = _mm_mul_ps(dw, dx);
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_set_m128(d, d), acc);
+}
+
+inline __m256 tail_fma(__m256i p, float dw, float dx, __m256 acc) {
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * dx), acc);
+}
+
+// One weight row against N activation rows (xq + k * x_stride bytes): out[k]. Groups of four
+// weight blocks are unpacked once for every activation row.
+template <typename T, int N>
+void dot_q8_0_sym(const void* w, const void* xq, int64_t x_stride, int64_t n, float* out) {
+  const auto* blocks = static_cast<const typename T::Block*>(w);
+  const BlockQ8_0* x[N];
+  for (int k = 0; k < N; ++k) {
+    x[k] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(xq) + k * x_stride);
+  }
+  const int64_t nb = n / 32;
+  __m256 acc[N];
+  for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 3 < nb; b += 4) {
+    const __m256i q0 = prep_w<T>(blocks[b]), q1 = prep_w<T>(blocks[b + 1]);
+    const __m256i q2 = prep_w<T>(blocks[b + 2]), q3 = prep_w<T>(blocks[b + 3]);
+    const __m128 dw = scales4(blocks + b);
+    for (int k = 0; k < N; ++k) {
+      const BlockQ8_0* xk = x[k] + b;
+      const __m256i p0 = pair_dot<T>(q0, prep_x<T>(xk[0]));
+      const __m256i p1 = pair_dot<T>(q1, prep_x<T>(xk[1]));
+      const __m256i p2 = pair_dot<T>(q2, prep_x<T>(xk[2]));
+      const __m256i p3 = pair_dot<T>(q3, prep_x<T>(xk[3]));
+      acc[k] = fold4_fma(p0, p1, p2, p3, dw, scales4(xk), acc[k]);
+    }
+  }
+  for (; b < nb; ++b) {
+    const __m256i q = prep_w<T>(blocks[b]);
+    const float dw = half_to_float(blocks[b].d);
+    for (int k = 0; k < N; ++k) {
+      acc[k] = tail_fma(pair_dot<T>(q, prep_x<T>(x[k][b])), dw, half_to_float(x[k][b].d), acc[k]);
+    }
+  }
+  for (int k = 0; k < N; ++k) out[k] = hsum(acc[k]);
+}
+
+template <typename T>
+float dot_q8_0_sym_1(const void* w, const void* xq, int64_t n) {
+  float out;
+  dot_q8_0_sym<T, 1>(w, xq, 0, n, &out);
+  return out;
 }
 
 // Eight weights at w[i..i+8) as floats, for the float element types.
@@ -323,19 +416,50 @@ float dot_f32_q8_0(const void* w, const float* x, int64_t n) {
 }
 
 float dot_q8_0_q4_0(const void* w, const void* xq, int64_t n) {
-  return dot_q8_0_impl<Q4_0>(w, xq, n);
+  return dot_q8_0_sym_1<Q4_0>(w, xq, n);
+}
+void dot_q8_0_q4_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
+  dot_q8_0_sym<Q4_0, 4>(w, xq, xq_stride, n, out);
 }
 float dot_q8_0_q4_1(const void* w, const void* xq, int64_t n) {
   return dot_q8_0_impl<Q4_1>(w, xq, n);
 }
 float dot_q8_0_q5_0(const void* w, const void* xq, int64_t n) {
-  return dot_q8_0_impl<Q5_0>(w, xq, n);
+  return dot_q8_0_sym_1<Q5_0>(w, xq, n);
 }
 float dot_q8_0_q5_1(const void* w, const void* xq, int64_t n) {
   return dot_q8_0_impl<Q5_1>(w, xq, n);
 }
 float dot_q8_0_q8_0(const void* w, const void* xq, int64_t n) {
-  return dot_q8_0_impl<Q8_0>(w, xq, n);
+  return dot_q8_0_sym_1<Q8_0>(w, xq, n);
+}
+void dot_q8_0_q8_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
+  dot_q8_0_sym<Q8_0, 4>(w, xq, xq_stride, n, out);
+}
+
+// One fma per element (F16C conversion for f16 rows); differs from a multiply-then-add loop only
+// by the rounding of the product.
+template <typename L>
+void accumulate_float_impl(const void* row, float a, float* y, int64_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 y0 = _mm256_fmadd_ps(va, L::load(row, i), _mm256_loadu_ps(y + i));
+    const __m256 y1 = _mm256_fmadd_ps(va, L::load(row, i + 8), _mm256_loadu_ps(y + i + 8));
+    _mm256_storeu_ps(y + i, y0);
+    _mm256_storeu_ps(y + i + 8, y1);
+  }
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, L::load(row, i), _mm256_loadu_ps(y + i)));
+  }
+  for (; i < n; ++i) y[i] = std::fma(a, L::one(row, i), y[i]);
+}
+
+void accumulate_f32(const void* row, float a, float* y, int64_t n) {
+  accumulate_float_impl<F32Loader>(row, a, y, n);
+}
+void accumulate_f16(const void* row, float a, float* y, int64_t n) {
+  accumulate_float_impl<F16Loader>(row, a, y, n);
 }
 
 // Bit-identical to scalar::quantize_q8_0: same amax, d, 1/d and product; rounding half away from

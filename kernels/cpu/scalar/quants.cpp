@@ -193,6 +193,16 @@ float dot_f32_bf16(const void* w, const float* x, int64_t n) {
   return sum;
 }
 
+void accumulate_f32(const void* row, float a, float* y, int64_t n) {
+  const auto* f = static_cast<const float*>(row);
+  for (int64_t i = 0; i < n; ++i) y[i] += a * f[i];
+}
+
+void accumulate_f16(const void* row, float a, float* y, int64_t n) {
+  const auto* h = static_cast<const uint16_t*>(row);
+  for (int64_t i = 0; i < n; ++i) y[i] += a * fp16_to_fp32(h[i]);
+}
+
 void quantize_f32(const float* src, void* dst, int64_t n) {
   std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
 }
