@@ -8,7 +8,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <sys/wait.h>
+
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -285,6 +289,85 @@ TEST(Daemon, SigtermWithStreamsInFlightEndsEveryStream) {
     EXPECT_NE(rest.find("0\r\n\r\n"), std::string::npos) << "no terminating chunk";
   }
   EXPECT_EQ(d.wait(20000), 0) << d.log();
+}
+
+TEST(Daemon, QueueFullAndBudgetAdmission) {
+  // A 64 MiB budget holds the model and one generation with a 60000-token decode region
+  // (~38 MiB of f16 KV), not two; one more may wait in the queue, a third is refused.
+  const std::string cfg = ::testing::TempDir() + "/mkvd-queue.toml";
+  {
+    std::ofstream f(cfg);
+    f << "[memory]\nbudget = \"64MiB\"\n[server]\nqueue_length = 1\n";
+  }
+  test::DaemonProcess d({"--config", cfg, "--model", model(), "--threads", "1"}, "queue");
+  ASSERT_TRUE(d.ready()) << d.log();
+  const json big = {{"prompt", "Once upon a time"},
+                    {"max_tokens", 2000},
+                    {"temperature", 0},
+                    {"compression", {{"policy", "moment"}, {"decode_budget", 60000}}}};
+  std::vector<int> status(3, 0);
+  std::vector<json> body(3);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&, i] {
+      const auto r = ipc::unix_http(d.socket(), "POST", "/v1/completions", big.dump());
+      status[static_cast<size_t>(i)] = r.status;
+      body[static_cast<size_t>(i)] = json::parse(r.body, nullptr, false);
+    });
+  }
+  for (auto& t : threads) t.join();
+  int ok = 0, full = 0;
+  for (int i = 0; i < 3; ++i) {
+    if (status[static_cast<size_t>(i)] == 200) ++ok;
+    if (status[static_cast<size_t>(i)] == 503) {
+      ++full;
+      EXPECT_EQ(body[static_cast<size_t>(i)]["error"]["code"], "queue_full");
+    }
+  }
+  EXPECT_EQ(ok, 2);
+  EXPECT_EQ(full, 1);
+  // One that could never fit is refused at once.
+  int st = 0;
+  const json r = post(d.socket(), "/v1/completions",
+                      {{"prompt", "Once"},
+                       {"max_tokens", 8},
+                       {"compression", {{"policy", "full"}, {"decode_budget", 65536}}}},
+                      &st);
+  EXPECT_TRUE(st == 200 || (st == 400 && r["error"]["code"] == "budget_exceeded")) << r.dump();
+  const std::string metrics = ipc::unix_http(d.socket(), "GET", "/metrics", "").body;
+  EXPECT_NE(metrics.find("momentkv_kv_reserved_bytes 0\n"), std::string::npos) << metrics;
+}
+
+TEST(Daemon, SocketActivation) {
+  const std::string dir = ::testing::TempDir() + "/mkvd-activate";
+  std::filesystem::create_directories(dir);
+  const std::string sock = dir + "/a.sock";
+  std::filesystem::remove(sock);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    dup2(null, 2);
+    execl("/usr/bin/systemd-socket-activate", "systemd-socket-activate", "-l", sock.c_str(),
+          test::momentkvd_binary().c_str(), "--model", model().c_str(), "--socket",
+          (dir + "/unused.sock").c_str(), "--threads", "1", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // The socket exists before the daemon runs; the first connection starts it.
+  bool listening = false;
+  for (int i = 0; i < 200 && !listening; ++i) {
+    listening = std::filesystem::exists(sock);
+    if (!listening) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(listening);
+  int st = 0;
+  const json r = post(sock, "/v1/completions", {{"prompt", "Once"}, {"max_tokens", 4}}, &st);
+  EXPECT_EQ(st, 200) << r.dump();
+  EXPECT_FALSE(std::filesystem::exists(dir + "/unused.sock")) << "bound its own socket";
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Daemon, BadConfigOrModelExits78) {
