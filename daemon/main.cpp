@@ -224,8 +224,8 @@ int main(int argc, char** argv) {
     return fail(e.what());
   }
   scheduler.start();
+  service.set_ready(true);  // the model is loaded and the worker runs: requests may come
   server->start();
-  service.set_ready(true);
   const std::string ready_status = "serving " + so.model_name + " on " +
                                    (io.listen_fd >= 0 ? "an activated socket" : cfg.socket_path) +
                                    ", policy " + cfg.kv.policy + ", budget " +

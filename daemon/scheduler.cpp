@@ -90,13 +90,22 @@ std::optional<ApiError> Scheduler::submit(CompletionRequest request, const std::
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return ApiError{503, "shutting_down", "the daemon is shutting down"};
+    job->id = (job->request.chat ? "chatcmpl-" : "cmpl-") + std::to_string(next_id_++);
+    // Admitted at once when nobody waits ahead of it and its worst case fits now; else it waits
+    // (queue_length counts only requests waiting for memory).
+    if (queue_.empty() && !budget_.try_reserve(job->reserve_bytes, "request " + job->id)) {
+      job->reserved = true;
+      stats_.kv_reserved_bytes += job->reserve_bytes;
+      admitted_.push_back(std::move(job));
+      cv_.notify_one();
+      return std::nullopt;
+    }
     if (static_cast<int32_t>(queue_.size()) >= options_.queue_length) {
       ++stats_.requests_rejected;
       return ApiError{503, "queue_full",
                       "the request queue is full (" + std::to_string(options_.queue_length) +
                           " waiting); retry later"};
     }
-    job->id = (job->request.chat ? "chatcmpl-" : "cmpl-") + std::to_string(next_id_++);
     queue_.push_back(std::move(job));
     stats_.queue = static_cast<int64_t>(queue_.size());
   }
@@ -197,7 +206,13 @@ void Scheduler::run() {
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return !queue_.empty() || !active_.empty() || stopping_; });
+      cv_.wait(lock, [&] {
+        return !queue_.empty() || !admitted_.empty() || !active_.empty() || stopping_;
+      });
+      while (!admitted_.empty()) {
+        active_.push_back(std::move(admitted_.front()));
+        admitted_.pop_front();
+      }
       if (stopping_ && ((queue_.empty() && active_.empty()) || cancel_all_)) break;
       // Admit in FIFO order while the head fits the budget.
       while (!queue_.empty()) {
@@ -240,6 +255,8 @@ void Scheduler::run() {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& job : queue_) finish(*job, &err);
   queue_.clear();
+  for (auto& job : admitted_) finish(*job, &err);
+  admitted_.clear();
 }
 
 void Scheduler::shutdown(std::chrono::milliseconds deadline) {
@@ -253,7 +270,7 @@ void Scheduler::shutdown(std::chrono::milliseconds deadline) {
   while (Clock::now() < until) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (queue_.empty() && stats_.active.load() == 0) break;
+      if (queue_.empty() && admitted_.empty() && stats_.active.load() == 0) break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

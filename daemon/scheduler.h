@@ -83,8 +83,9 @@ class Scheduler {
   SchedulerStats stats_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::unique_ptr<Job>> queue_;
-  std::list<std::unique_ptr<Job>> active_;  // worker thread only
+  std::deque<std::unique_ptr<Job>> queue_;     // waiting for memory, FIFO
+  std::deque<std::unique_ptr<Job>> admitted_;  // reserved at submit, not yet picked up
+  std::list<std::unique_ptr<Job>> active_;     // worker thread only
   bool stopping_ = false;
   bool cancel_all_ = false;
   std::atomic<uint64_t> heartbeat_{0};
