@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <thread>
 
 #include "core/engine/memory_budget.h"
 #include "core/model/model.h"
@@ -117,6 +118,22 @@ DaemonConfig load_config(const Args& a) {
   return c;
 }
 
+// Loads a model and its tokenizer for serving; throws on a bad file.
+Scheduler::Served load_served(const std::string& path) {
+  Scheduler::Served s;
+  std::shared_ptr<Model> model = Model::load(path);
+  s.tokenizer = Tokenizer::create(model->file());
+  s.name = model->config().name.empty() ? path : model->config().name;
+  s.model = std::move(model);
+  return s;
+}
+
+ChatFormat chat_format_for(const Model& model, const std::string& configured) {
+  if (configured != "auto") return parse_chat_format(configured);
+  const auto tmpl = model.file().get_string("tokenizer.chat_template").value_or("");
+  return detect_chat_format(tmpl, ChatFormat::kPlain);
+}
+
 // A listening socket passed by systemd (LISTEN_PID/LISTEN_FDS), or -1.
 int activated_socket() {
   const char* pid = std::getenv("LISTEN_PID");
@@ -165,14 +182,13 @@ int main(int argc, char** argv) {
   if (cfg.model_path.empty()) return fail("no model: set model.path in the config or pass --model");
 
   sd_notify("STATUS=loading " + cfg.model_path);
-  std::unique_ptr<Model> model;
-  std::unique_ptr<Tokenizer> tokenizer;
+  Scheduler::Served served;
   try {
-    model = Model::load(cfg.model_path);
-    tokenizer = Tokenizer::create(model->file());
+    served = load_served(cfg.model_path);
   } catch (const std::exception& e) {
     return fail("cannot load model " + cfg.model_path + ": " + e.what());
   }
+  const Model* model = served.model.get();
   kernels::CpuBackend backend(cfg.threads);
   const uint64_t budget_bytes =
       cfg.memory_budget ? cfg.memory_budget : std::numeric_limits<uint64_t>::max() / 4;
@@ -192,17 +208,10 @@ int main(int argc, char** argv) {
   so.limits.max_prompt_bytes = cfg.max_body_bytes;
   so.queue_length = cfg.queue_length;
   so.n_threads = backend.n_threads();
-  so.model_name = model->config().name.empty() ? cfg.model_path : model->config().name;
-  Scheduler scheduler(*model, *tokenizer, backend, budget, so);
-
-  ChatFormat chat = ChatFormat::kPlain;
-  const auto tmpl = model->file().get_string("tokenizer.chat_template").value_or("");
-  if (cfg.chat_template == "auto") {
-    chat = detect_chat_format(tmpl, ChatFormat::kPlain);
-  } else {
-    chat = parse_chat_format(cfg.chat_template);
-  }
-  Service service(*model, *tokenizer, scheduler, budget, so.limits, chat, so.model_name);
+  const std::string model_name = served.name;
+  const ChatFormat chat = chat_format_for(*model, cfg.chat_template);
+  Scheduler scheduler(served, backend, budget, so);
+  Service service(scheduler, budget, so.limits, chat);
 
   ipc::ServerOptions io;
   io.socket_path = cfg.socket_path;
@@ -226,10 +235,10 @@ int main(int argc, char** argv) {
   scheduler.start();
   service.set_ready(true);  // the model is loaded and the worker runs: requests may come
   server->start();
-  const std::string ready_status = "serving " + so.model_name + " on " +
-                                   (io.listen_fd >= 0 ? "an activated socket" : cfg.socket_path) +
-                                   ", policy " + cfg.kv.policy + ", budget " +
-                                   format_bytes(budget.budget());
+  std::string ready_status = "serving " + model_name + " on " +
+                             (io.listen_fd >= 0 ? "an activated socket" : cfg.socket_path) +
+                             ", policy " + cfg.kv.policy + ", budget " +
+                             format_bytes(budget.budget());
   info("ready: " + ready_status + " (chat template " + chat_format_name(chat) + ")");
   sd_notify("READY=1\nSTATUS=" + ready_status);
 
@@ -258,6 +267,12 @@ int main(int argc, char** argv) {
       sd_notify("STOPPING=1\nSTATUS=stopping");
       server->stop_accepting();
       scheduler.shutdown(std::chrono::milliseconds(cfg.shutdown_deadline_ms));
+      // Let the last events reach their clients: busy connections close once their response
+      // is written (stop_accepting set them to close).
+      const auto flush_until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+      while (server->connections() > 0 && std::chrono::steady_clock::now() < flush_until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
       server->stop();
       info("stopped");
       return 0;
@@ -267,7 +282,20 @@ int main(int argc, char** argv) {
       try {
         DaemonConfig next = load_config(*args);
         if (next.model_path != cfg.model_path) {
-          warn("reload: model.path changed; the new model is loaded at the next restart");
+          // Load the new model beside the old one (the socket stays open, requests keep
+          // queueing), reserve its weights, then let the scheduler switch once the running
+          // generations end.
+          Scheduler::Served fresh = load_served(next.model_path);
+          const uint64_t new_weights = fresh.model->weight_bytes();
+          if (auto err = budget.try_reserve(new_weights, "the new model's weights")) {
+            throw ConfigError("cannot switch to " + next.model_path + ": " + *err);
+          }
+          const uint64_t old_weights = scheduler.served().model->weight_bytes();
+          service.set_chat_format(chat_format_for(*fresh.model, next.chat_template));
+          info("reload: switching to " + next.model_path + " once running generations end");
+          ready_status = "serving " + fresh.name + " on " + cfg.socket_path;
+          scheduler.replace_model(std::move(fresh), old_weights);
+          cfg.model_path = next.model_path;
         }
         scheduler.set_default_kv(next.kv);
         cfg.kv = next.kv;

@@ -10,6 +10,8 @@ using Clock = std::chrono::steady_clock;
 
 struct Scheduler::Job {
   std::string id;
+  std::string prompt;
+  Served served;  // the model this job runs on (set when it is admitted)
   CompletionRequest request;
   GenerationRequest generation;
   EngineOptions engine_options;
@@ -24,14 +26,54 @@ struct Scheduler::Job {
   bool reserved = false;
 };
 
-Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, Backend& backend,
-                     MemoryBudget& budget, SchedulerOptions options)
-    : model_(model),
-      tokenizer_(tokenizer),
+Scheduler::Scheduler(Served served, Backend& backend, MemoryBudget& budget,
+                     SchedulerOptions options)
+    : served_(std::move(served)),
       backend_(backend),
       budget_(budget),
       options_(std::move(options)),
       job_capacity_(budget.available()) {}
+
+Scheduler::Served Scheduler::served() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return served_;
+}
+
+void Scheduler::replace_model(Served next, uint64_t old_weight_bytes) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_ = std::move(next);
+    pending_release_ += old_weight_bytes;
+  }
+  cv_.notify_one();
+}
+
+std::optional<ApiError> Scheduler::size_job(Job& job) {
+  // Caller holds mu_.
+  job.served = served_;
+  const auto n_prompt =
+      static_cast<int32_t>(job.served.tokenizer->encode(job.prompt, true, true).size());
+  if (n_prompt == 0) return ApiError{400, "invalid_request", "the prompt is empty"};
+  EngineOptions eo = options_.engine;
+  eo.kv = job.engine_options.kv;
+  eo.max_prompt = n_prompt;
+  const int32_t n_ctx = eo.n_ctx > 0 ? eo.n_ctx : job.served.model->config().n_ctx_train;
+  if (n_prompt >= n_ctx) {
+    return ApiError{400, "context_exceeded",
+                    "the prompt has " + std::to_string(n_prompt) + " tokens; the context is " +
+                        std::to_string(n_ctx)};
+  }
+  const MemoryPlan plan = plan_memory(*job.served.model, eo, options_.n_threads, 0);
+  job.reserve_bytes = plan.kv + plan.scratch;
+  job.engine_options = eo;
+  if (job.reserve_bytes > job_capacity_) {
+    return ApiError{400, "budget_exceeded",
+                    "this request needs " + format_bytes(job.reserve_bytes) +
+                        " of KV cache and scratch; the memory budget leaves " +
+                        format_bytes(job_capacity_) + " for generations after the weights"};
+  }
+  return std::nullopt;
+}
 
 Scheduler::~Scheduler() {
   shutdown(std::chrono::milliseconds(0));
@@ -49,66 +91,44 @@ void Scheduler::set_default_kv(const KvConfig& kv) {
 std::optional<ApiError> Scheduler::submit(CompletionRequest request, const std::string& prompt,
                                           std::shared_ptr<ipc::ResponseWriter> writer) {
   auto job = std::make_unique<Job>();
-  KvConfig base;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return ApiError{503, "shutting_down", "the daemon is shutting down"};
-    base = options_.kv;
-  }
-  auto kv = apply_overrides(base, request, options_.limits);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) return ApiError{503, "shutting_down", "the daemon is shutting down"};
+  auto kv = apply_overrides(options_.kv, request, options_.limits);
   if (auto* err = std::get_if<ApiError>(&kv)) return *err;
+  job->prompt = prompt;
   job->generation.prompt = prompt;
   job->generation.sampling = request.sampling;
-  const auto n_prompt = static_cast<int32_t>(tokenizer_.encode(prompt, true, true).size());
-  if (n_prompt == 0) return ApiError{400, "invalid_request", "the prompt is empty"};
-  EngineOptions eo = options_.engine;
-  eo.kv = std::get<KvConfig>(kv);
-  if (eo.kv.policy == "full") {
+  job->engine_options.kv = std::get<KvConfig>(kv);
+  if (job->engine_options.kv.policy == "full") {
     // A full cache must hold the whole generation.
-    eo.kv.decode_budget = std::max(1, request.sampling.max_tokens);
+    job->engine_options.kv.decode_budget = std::max(1, request.sampling.max_tokens);
   }
-  eo.max_prompt = n_prompt;
-  const int32_t n_ctx = eo.n_ctx > 0 ? eo.n_ctx : model_.config().n_ctx_train;
-  if (n_prompt >= n_ctx) {
-    return ApiError{400, "context_exceeded",
-                    "the prompt has " + std::to_string(n_prompt) + " tokens; the context is " +
-                        std::to_string(n_ctx)};
-  }
-  const MemoryPlan plan = plan_memory(model_, eo, options_.n_threads, 0);
-  job->reserve_bytes = plan.kv + plan.scratch;
-  if (job->reserve_bytes > job_capacity_) {
-    ++stats_.requests_rejected;
-    return ApiError{400, "budget_exceeded",
-                    "this request needs " + format_bytes(job->reserve_bytes) +
-                        " of KV cache and scratch; the memory budget leaves " +
-                        format_bytes(job_capacity_) + " for generations after the weights"};
-  }
-  job->engine_options = eo;
   job->request = std::move(request);
   job->writer = std::move(writer);
   job->submitted = Clock::now();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return ApiError{503, "shutting_down", "the daemon is shutting down"};
-    job->id = (job->request.chat ? "chatcmpl-" : "cmpl-") + std::to_string(next_id_++);
-    // Admitted at once when nobody waits ahead of it and its worst case fits now; else it waits
-    // (queue_length counts only requests waiting for memory).
-    if (queue_.empty() && !budget_.try_reserve(job->reserve_bytes, "request " + job->id)) {
-      job->reserved = true;
-      stats_.kv_reserved_bytes += job->reserve_bytes;
-      admitted_.push_back(std::move(job));
-      cv_.notify_one();
-      return std::nullopt;
-    }
-    if (static_cast<int32_t>(queue_.size()) >= options_.queue_length) {
-      ++stats_.requests_rejected;
-      return ApiError{503, "queue_full",
-                      "the request queue is full (" + std::to_string(options_.queue_length) +
-                          " waiting); retry later"};
-    }
-    queue_.push_back(std::move(job));
-    stats_.queue = static_cast<int64_t>(queue_.size());
+  if (auto err = size_job(*job)) {
+    ++stats_.requests_rejected;
+    return err;
   }
+  job->id = (job->request.chat ? "chatcmpl-" : "cmpl-") + std::to_string(next_id_++);
+  // Admitted at once when nobody waits ahead of it, no model switch is pending and its worst case
+  // fits now; else it waits (queue_length counts only requests waiting for memory).
+  if (queue_.empty() && !pending_ &&
+      !budget_.try_reserve(job->reserve_bytes, "request " + job->id)) {
+    job->reserved = true;
+    stats_.kv_reserved_bytes += job->reserve_bytes;
+    admitted_.push_back(std::move(job));
+    cv_.notify_one();
+    return std::nullopt;
+  }
+  if (static_cast<int32_t>(queue_.size()) >= options_.queue_length) {
+    ++stats_.requests_rejected;
+    return ApiError{503, "queue_full",
+                    "the request queue is full (" + std::to_string(options_.queue_length) +
+                        " waiting); retry later"};
+  }
+  queue_.push_back(std::move(job));
+  stats_.queue = static_cast<int64_t>(queue_.size());
   cv_.notify_one();
   return std::nullopt;
 }
@@ -140,12 +160,11 @@ void Scheduler::finish(Job& job, const ApiError* error) {
   stats_.evicted_tokens += r.compression.evicted;
   if (job.streaming) {
     job.writer->write_chunk(
-        stream_final(job.id, options_.model_name, job.request.chat, r, job.ttft_ms));
+        stream_final(job.id, job.served.name, job.request.chat, r, job.ttft_ms));
     job.writer->end_stream();
   } else {
-    job.writer->send(
-        200, "application/json",
-        completion_json(job.id, options_.model_name, job.request.chat, r, job.ttft_ms));
+    job.writer->send(200, "application/json",
+                     completion_json(job.id, job.served.name, job.request.chat, r, job.ttft_ms));
   }
 }
 
@@ -162,8 +181,9 @@ bool Scheduler::advance(Job& job) {
   }
   try {
     if (!job.session) {
-      job.engine = std::make_unique<Engine>(model_, backend_, job.engine_options);
-      job.session = std::make_unique<GenerationSession>(*job.engine, tokenizer_, job.generation);
+      job.engine = std::make_unique<Engine>(*job.served.model, backend_, job.engine_options);
+      job.session =
+          std::make_unique<GenerationSession>(*job.engine, *job.served.tokenizer, job.generation);
       if (job.request.stream) {
         job.streaming = job.writer->begin_stream(200, "text/event-stream");
         if (!job.streaming) return advance(job);  // client gone
@@ -181,15 +201,14 @@ bool Scheduler::advance(Job& job) {
       }
       job.last_token = now;
       if (job.streaming && !text.empty() &&
-          !job.writer->write_chunk(
-              stream_chunk(job.id, options_.model_name, job.request.chat, text))) {
+          !job.writer->write_chunk(stream_chunk(job.id, job.served.name, job.request.chat, text))) {
         job.session->cancel();
       }
     }
     if (job.session->done()) {
       const std::string tail = job.session->flush();
       if (job.streaming && !tail.empty()) {
-        job.writer->write_chunk(stream_chunk(job.id, options_.model_name, job.request.chat, tail));
+        job.writer->write_chunk(stream_chunk(job.id, job.served.name, job.request.chat, tail));
       }
       finish(job, nullptr);
       return true;
@@ -207,15 +226,31 @@ void Scheduler::run() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] {
-        return !queue_.empty() || !admitted_.empty() || !active_.empty() || stopping_;
+        return !queue_.empty() || !admitted_.empty() || !active_.empty() || stopping_ ||
+               pending_.has_value();
       });
       while (!admitted_.empty()) {
         active_.push_back(std::move(admitted_.front()));
         admitted_.pop_front();
       }
       if (stopping_ && ((queue_.empty() && active_.empty()) || cancel_all_)) break;
-      // Admit in FIFO order while the head fits the budget.
-      while (!queue_.empty()) {
+      if (pending_ && active_.empty()) {
+        // Every generation on the old model has ended: switch, then re-size the waiting ones.
+        served_ = std::move(*pending_);
+        pending_.reset();
+        budget_.release(pending_release_);
+        pending_release_ = 0;
+        for (auto it = queue_.begin(); it != queue_.end();) {
+          if (auto err = size_job(**it)) {
+            finish(**it, &*err);
+            it = queue_.erase(it);
+          } else {
+            ++it;
+          }
+        }
+      }
+      // Admit in FIFO order while the head fits the budget (not while a switch waits).
+      while (!queue_.empty() && !pending_) {
         Job& head = *queue_.front();
         if (auto err = budget_.try_reserve(head.reserve_bytes, "request " + head.id)) {
           if (stats_.kv_reserved_bytes.load() != 0) break;  // wait for running ones to finish

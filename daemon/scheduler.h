@@ -32,7 +32,6 @@ struct SchedulerOptions {
   ApiLimits limits;
   int32_t queue_length = 16;  // requests waiting for memory
   int n_threads = 1;
-  std::string model_name;
 };
 
 // Counters for /metrics.
@@ -48,10 +47,16 @@ struct SchedulerStats {
 
 class Scheduler {
  public:
+  // A model the scheduler serves, kept alive by every generation that uses it.
+  struct Served {
+    std::shared_ptr<const Model> model;
+    std::shared_ptr<const Tokenizer> tokenizer;
+    std::string name;
+  };
+
   // `budget` must already hold the weights' and the process's reservation: what is available now
   // is what generations may share.
-  Scheduler(const Model& model, const Tokenizer& tokenizer, Backend& backend, MemoryBudget& budget,
-            SchedulerOptions options);
+  Scheduler(Served served, Backend& backend, MemoryBudget& budget, SchedulerOptions options);
   ~Scheduler();
 
   // Validates, sizes and queues a request; returns an error when it can never fit, the queue is
@@ -64,6 +69,12 @@ class Scheduler {
   void shutdown(std::chrono::milliseconds deadline);
   // Replaces the default compression (SIGHUP); running requests keep theirs.
   void set_default_kv(const KvConfig& kv);
+  // Switches to another model (SIGHUP with a new model.path) without dropping requests: running
+  // generations finish on the old model, queued ones wait and then run on the new one. The
+  // budget must already hold `next`'s weights; `old_weight_bytes` are released after the switch.
+  void replace_model(Served next, uint64_t old_weight_bytes);
+  // The model served now.
+  Served served() const;
   const SchedulerStats& stats() const { return stats_; }
   // Monotonic count of worker loop iterations (the watchdog heartbeat).
   uint64_t heartbeat() const { return heartbeat_.load(); }
@@ -73,15 +84,18 @@ class Scheduler {
   void run();
   bool advance(Job& job);  // one unit of work; true when the job is finished
   void finish(Job& job, const ApiError* error);
+  // Sizes a job for the model served now: engine options and bytes to reserve.
+  std::optional<ApiError> size_job(Job& job);
 
-  const Model& model_;
-  const Tokenizer& tokenizer_;
+  Served served_;                  // guarded by mu_
+  std::optional<Served> pending_;  // a model switch waiting for running generations to end
+  uint64_t pending_release_ = 0;
   Backend& backend_;
   MemoryBudget& budget_;
   SchedulerOptions options_;
   uint64_t job_capacity_;  // budget left for generations once the weights are counted
   SchedulerStats stats_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Job>> queue_;     // waiting for memory, FIFO
   std::deque<std::unique_ptr<Job>> admitted_;  // reserved at submit, not yet picked up

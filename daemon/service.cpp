@@ -6,16 +6,9 @@ namespace momentkv::daemon {
 
 using nlohmann::json;
 
-Service::Service(const Model& model, const Tokenizer& tokenizer, Scheduler& scheduler,
-                 const MemoryBudget& budget, ApiLimits limits, ChatFormat chat_format,
-                 std::string model_name)
-    : model_(model),
-      tokenizer_(tokenizer),
-      scheduler_(scheduler),
-      budget_(budget),
-      limits_(limits),
-      chat_format_(chat_format),
-      model_name_(std::move(model_name)) {}
+Service::Service(Scheduler& scheduler, const MemoryBudget& budget, ApiLimits limits,
+                 ChatFormat chat_format)
+    : scheduler_(scheduler), budget_(budget), limits_(limits), chat_format_(chat_format) {}
 
 void Service::handle(ipc::HttpRequest request, std::shared_ptr<ipc::ResponseWriter> writer) {
   const std::string path = request.target.substr(0, request.target.find('?'));
@@ -32,8 +25,9 @@ void Service::handle(ipc::HttpRequest request, std::shared_ptr<ipc::ResponseWrit
     }
     if (path == "/v1/models") {
       if (request.method != "GET") return error(405, "method_not_allowed", "use GET");
-      const auto& c = model_.config();
-      json m = {{"id", model_name_},
+      const auto served = scheduler_.served();
+      const auto& c = served.model->config();
+      json m = {{"id", served.name},
                 {"object", "model"},
                 {"owned_by", "momentkv"},
                 {"meta",
@@ -44,7 +38,7 @@ void Service::handle(ipc::HttpRequest request, std::shared_ptr<ipc::ResponseWrit
                   {"n_head_kv", c.n_head_kv},
                   {"n_vocab", c.n_vocab},
                   {"n_ctx_train", c.n_ctx_train},
-                  {"weight_bytes", model_.weight_bytes()},
+                  {"weight_bytes", served.model->weight_bytes()},
                   {"chat_template", chat_format_name(chat_format_)}}}};
       return writer->send(200, "application/json",
                           json{{"object", "list"}, {"data", json::array({m})}}.dump());

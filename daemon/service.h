@@ -17,13 +17,14 @@ namespace momentkv::daemon {
 
 class Service {
  public:
-  Service(const Model& model, const Tokenizer& tokenizer, Scheduler& scheduler,
-          const MemoryBudget& budget, ApiLimits limits, ChatFormat chat_format,
-          std::string model_name);
+  Service(Scheduler& scheduler, const MemoryBudget& budget, ApiLimits limits,
+          ChatFormat chat_format);
 
   // The ipc::Handler.
   void handle(ipc::HttpRequest request, std::shared_ptr<ipc::ResponseWriter> writer);
   void set_ready(bool ready) { ready_ = ready; }
+  // The chat template family in use (it changes with the model on a reload).
+  void set_chat_format(ChatFormat f) { chat_format_ = f; }
   ChatFormat chat_format() const { return chat_format_; }
 
  private:
@@ -31,13 +32,10 @@ class Service {
                    std::shared_ptr<ipc::ResponseWriter> writer);
   std::string metrics_text() const;
 
-  const Model& model_;
-  const Tokenizer& tokenizer_;
   Scheduler& scheduler_;
   const MemoryBudget& budget_;
   ApiLimits limits_;
-  ChatFormat chat_format_;
-  std::string model_name_;
+  std::atomic<ChatFormat> chat_format_;
   std::atomic<bool> ready_{false};
 };
 

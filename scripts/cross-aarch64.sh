@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Cross-compiles core and the CPU kernels (scalar + NEON) for aarch64 (Jetson's CPU) with Debian's
-# g++-aarch64-linux-gnu. Running them under emulation comes later.
+# g++-aarch64-linux-gnu: a quick compile-only check. scripts/test-aarch64.sh (run by
+# scripts/test.sh) also builds their tests and runs them under qemu-aarch64.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build-aarch64 -G Ninja -DCMAKE_BUILD_TYPE=Release \

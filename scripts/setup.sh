@@ -11,8 +11,14 @@ packages=(
   nlohmann-json3-dev      # JSON for the daemon's API
   libgtest-dev googletest # unit and model tests
   clang-format            # the style check
+  libbenchmark-dev        # the kernel micro-benchmarks (bench/, -DMOMENTKV_BUILD_BENCH=ON)
   g++-aarch64-linux-gnu   # cross-compiling core + kernels for Jetson (aarch64)
+  libc6-dev-arm64-cross   # ... its C library
   libpcre2-dev:arm64      # ... which needs the arm64 PCRE2 (Debian multiarch)
+  libtomlplusplus-dev:arm64 # ... and toml++ (configuring daemon/ in the aarch64 test build)
+  libgtest-dev:arm64      # the aarch64 build of the tests
+  libc6:arm64             # the loader + libc qemu runs them with (scripts/test-aarch64.sh)
+  qemu-user               # qemu-aarch64: runs the aarch64 tests on x86 (user-mode emulation)
 )
 
 missing=()

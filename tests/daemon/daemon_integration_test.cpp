@@ -195,19 +195,23 @@ TEST(Daemon, BadRequestsAreAnsweredAndServingGoesOn) {
   EXPECT_TRUE(status == 200 || status == 400) << r.dump();
 }
 
+int open_stream(const std::string& sock, int max_tokens);
+std::string read_all(int fd);
+
 TEST(Daemon, ReloadKeepsServingAndAppliesValidConfigs) {
   const std::string cfg = ::testing::TempDir() + "/mkvd-reload.toml";
   {
     std::ofstream f(cfg);
-    f << "[kv]\npolicy = \"moment\"\n";
+    f << "[model]\npath = \"" << model() << "\"\n[kv]\npolicy = \"moment\"\n";
   }
-  test::DaemonProcess d({"--config", cfg, "--model", model(), "--threads", "1"}, "reload");
+  // No --model flag: it would override model.path and pin the model across reloads.
+  test::DaemonProcess d({"--config", cfg, "--threads", "1"}, "reload");
   ASSERT_TRUE(d.ready()) << d.log();
   const json body = {{"prompt", "Once"}, {"max_tokens", 4}};
   EXPECT_EQ(post(d.socket(), "/v1/completions", body)["compression"]["policy"], "moment");
   {
     std::ofstream f(cfg);
-    f << "[kv]\npolicy = \"lru\"\n";  // invalid: logged, old config kept
+    f << "[model]\npath = \"" << model() << "\"\n[kv]\npolicy = \"lru\"\n";  // invalid
   }
   d.signal(SIGHUP);
   EXPECT_TRUE(d.wait_notification("RELOADING=1", 5000));
@@ -216,11 +220,37 @@ TEST(Daemon, ReloadKeepsServingAndAppliesValidConfigs) {
   EXPECT_NE(d.log().find("reload failed"), std::string::npos) << d.log();
   {
     std::ofstream f(cfg);
-    f << "[kv]\npolicy = \"streaming\"\n";
+    f << "[model]\npath = \"" << model() << "\"\n[kv]\npolicy = \"streaming\"\n";
   }
   d.signal(SIGHUP);
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
   EXPECT_EQ(post(d.socket(), "/v1/completions", body)["compression"]["policy"], "streaming");
+  // A new model.path: a generation in flight finishes on the old model, later requests run on
+  // the new one, and the socket never closes.
+  const int fd = open_stream(d.socket(), 1500);
+  {
+    std::ofstream f(cfg);
+    f << "[model]\npath = \"" << test::model_path("stories260K-pad256/stories260K-pad256-F32.gguf")
+      << "\"\n";
+  }
+  d.signal(SIGHUP);
+  const std::string rest = read_all(fd);
+  close(fd);
+  EXPECT_NE(rest.find("data: [DONE]"), std::string::npos) << rest.substr(0, 200);
+  bool switched = false;
+  for (int i = 0; i < 100 && !switched; ++i) {
+    const json m = json::parse(ipc::unix_http(d.socket(), "GET", "/v1/models", "").body);
+    switched = m["data"][0]["meta"]["n_embd"] == 256;
+    if (!switched) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(switched) << d.log();
+  int status = 0;
+  const json r =
+      post(d.socket(), "/v1/completions",
+           {{"prompt", "Once upon a time"}, {"max_tokens", 16}, {"temperature", 0}}, &status);
+  EXPECT_EQ(status, 200) << r.dump();
+  EXPECT_EQ(r["choices"][0]["text"].get<std::string>().rfind(", there was a little girl", 0), 0u)
+      << r.dump();  // pad256-F32 is the same trained model
   d.signal(SIGTERM);
   EXPECT_EQ(d.wait(15000), 0);
 }
@@ -292,8 +322,8 @@ TEST(Daemon, SigtermWithStreamsInFlightEndsEveryStream) {
 }
 
 TEST(Daemon, QueueFullAndBudgetAdmission) {
-  // A 64 MiB budget holds the model and one generation with a 60000-token decode region
-  // (~38 MiB of f16 KV), not two; one more may wait in the queue, a third is refused.
+  // A 64 MiB budget holds the model and one generation with a 40000-token decode region
+  // (~39 MiB of KV, bookkeeping and scratch), not two; one more may wait, a third is refused.
   const std::string cfg = ::testing::TempDir() + "/mkvd-queue.toml";
   {
     std::ofstream f(cfg);
@@ -304,7 +334,7 @@ TEST(Daemon, QueueFullAndBudgetAdmission) {
   const json big = {{"prompt", "Once upon a time"},
                     {"max_tokens", 2000},
                     {"temperature", 0},
-                    {"compression", {{"policy", "moment"}, {"decode_budget", 60000}}}};
+                    {"compression", {{"policy", "moment"}, {"decode_budget", 40000}}}};
   std::vector<int> status(3, 0);
   std::vector<json> body(3);
   std::vector<std::thread> threads;
@@ -324,7 +354,8 @@ TEST(Daemon, QueueFullAndBudgetAdmission) {
       EXPECT_EQ(body[static_cast<size_t>(i)]["error"]["code"], "queue_full");
     }
   }
-  EXPECT_EQ(ok, 2);
+  EXPECT_EQ(ok, 2) << status[0] << " " << status[1] << " " << status[2] << " " << body[0].dump()
+                   << body[1].dump() << body[2].dump() << d.log();
   EXPECT_EQ(full, 1);
   // One that could never fit is refused at once.
   int st = 0;
