@@ -237,8 +237,8 @@ int main(int argc, char** argv) {
   server->start();
   std::string ready_status = "serving " + model_name + " on " +
                              (io.listen_fd >= 0 ? "an activated socket" : cfg.socket_path) +
-                             ", policy " + cfg.kv.policy + ", budget " +
-                             format_bytes(budget.budget());
+                             ", policy " + cfg.kv.policy + ", memory budget " +
+                             (cfg.memory_budget ? format_bytes(budget.budget()) : "unlimited");
   info("ready: " + ready_status + " (chat template " + chat_format_name(chat) + ")");
   sd_notify("READY=1\nSTATUS=" + ready_status);
 

@@ -1,6 +1,7 @@
 #include "daemon/scheduler.h"
 
 #include <chrono>
+#include <cstdio>
 
 #include "core/util/error.h"
 
@@ -22,6 +23,7 @@ struct Scheduler::Job {
   std::unique_ptr<GenerationSession> session;
   double ttft_ms = -1;
   Clock::time_point last_token;
+  ipc::PeerCredentials peer;
   bool streaming = false;
   bool reserved = false;
 };
@@ -89,7 +91,8 @@ void Scheduler::set_default_kv(const KvConfig& kv) {
 }
 
 std::optional<ApiError> Scheduler::submit(CompletionRequest request, const std::string& prompt,
-                                          std::shared_ptr<ipc::ResponseWriter> writer) {
+                                          std::shared_ptr<ipc::ResponseWriter> writer,
+                                          ipc::PeerCredentials peer) {
   auto job = std::make_unique<Job>();
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_) return ApiError{503, "shutting_down", "the daemon is shutting down"};
@@ -105,6 +108,7 @@ std::optional<ApiError> Scheduler::submit(CompletionRequest request, const std::
   }
   job->request = std::move(request);
   job->writer = std::move(writer);
+  job->peer = peer;
   job->submitted = Clock::now();
   if (auto err = size_job(*job)) {
     ++stats_.requests_rejected;
@@ -133,6 +137,15 @@ std::optional<ApiError> Scheduler::submit(CompletionRequest request, const std::
   return std::nullopt;
 }
 
+namespace {
+// One log line per finished request: who asked (SO_PEERCRED), what it cost, what compression did.
+void log_request(const std::string& id, const ipc::PeerCredentials& peer, const std::string& what) {
+  std::fprintf(stderr, "<6>momentkvd: %s uid=%u gid=%u pid=%d: %s\n", id.c_str(),
+               static_cast<unsigned>(peer.uid), static_cast<unsigned>(peer.gid),
+               static_cast<int>(peer.pid), what.c_str());
+}
+}  // namespace
+
 void Scheduler::finish(Job& job, const ApiError* error) {
   if (job.reserved) {
     budget_.release(job.reserve_bytes);
@@ -141,6 +154,7 @@ void Scheduler::finish(Job& job, const ApiError* error) {
   }
   if (error) {
     ++stats_.requests_error;
+    log_request(job.id, job.peer, "error " + error->code + ": " + error->message);
     if (job.streaming) {
       job.writer->write_chunk("data: " + error_json(*error) + "\n\n");
       job.writer->end_stream();
@@ -158,6 +172,12 @@ void Scheduler::finish(Job& job, const ApiError* error) {
   stats_.prompt_tokens += r.timings.n_prompt;
   stats_.generated_tokens += r.timings.n_generated;
   stats_.evicted_tokens += r.compression.evicted;
+  log_request(job.id, job.peer,
+              std::to_string(r.timings.n_prompt) + " prompt + " +
+                  std::to_string(r.timings.n_generated) + " generated tokens, finish " +
+                  r.finish_reason + ", policy " + r.compression.policy + ", evicted " +
+                  std::to_string(r.compression.evicted) +
+                  (r.compression.context_altered ? " (context altered)" : ""));
   if (job.streaming) {
     job.writer->write_chunk(
         stream_final(job.id, job.served.name, job.request.chat, r, job.ttft_ms));

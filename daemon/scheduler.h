@@ -62,7 +62,8 @@ class Scheduler {
   // Validates, sizes and queues a request; returns an error when it can never fit, the queue is
   // full or the daemon is shutting down. The writer receives the response later.
   std::optional<ApiError> submit(CompletionRequest request, const std::string& prompt,
-                                 std::shared_ptr<ipc::ResponseWriter> writer);
+                                 std::shared_ptr<ipc::ResponseWriter> writer,
+                                 ipc::PeerCredentials peer = {});
   void start();
   // Refuses new requests, lets running ones finish until `deadline`, then cancels what is left
   // with a terminal event; joins the worker.

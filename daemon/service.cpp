@@ -66,7 +66,7 @@ void Service::completions(const ipc::HttpRequest& request, bool chat,
   }
   CompletionRequest req = std::move(std::get<CompletionRequest>(parsed));
   const std::string prompt = chat ? render_chat(chat_format_, req.messages) : req.prompt;
-  if (auto err = scheduler_.submit(std::move(req), prompt, writer)) {
+  if (auto err = scheduler_.submit(std::move(req), prompt, writer, request.peer)) {
     writer->send(err->status, "application/json", error_json(*err));
   }
 }
