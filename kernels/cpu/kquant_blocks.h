@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace momentkv::kernels {
 
@@ -50,6 +51,29 @@ inline void unpack_scale_min(const uint8_t* scales, int j, int& sc, int& m) {
     sc = (scales[j + 4] & 15) | ((scales[j - 4] >> 6) << 4);
     m = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
   }
+}
+
+// The eight 6-bit scales and mins of a Q4_K/Q5_K block, as bytes sc[0..7] and m[0..7], unpacked
+// with word operations (the SIMD kernels' form of unpack_scale_min). Bytes 0-3 hold sc[0..3]
+// (bits 0-5) and the top bits of sc[4..7]; bytes 4-7 likewise for the mins; bytes 8-11 hold the
+// low nibbles of sc[4..7] and m[4..7].
+struct ScalesMins {
+  uint8_t sc[8];
+  uint8_t m[8];
+};
+
+inline ScalesMins unpack_scales_mins(const uint8_t* packed) {
+  uint32_t w[3];
+  std::memcpy(w, packed, sizeof w);
+  const uint32_t k6 = 0x3f3f3f3fu;
+  const uint32_t k4 = 0x0f0f0f0fu;
+  const uint32_t k_top = 0x30303030u;  // (b >> 6) << 4 == (b >> 2) & 0x30
+  const uint32_t out[4] = {w[0] & k6, (w[2] & k4) | ((w[0] >> 2) & k_top), w[1] & k6,
+                           ((w[2] >> 4) & k4) | ((w[1] >> 2) & k_top)};
+  ScalesMins r;
+  std::memcpy(r.sc, out, 8);
+  std::memcpy(r.m, out + 2, 8);
+  return r;
 }
 
 }  // namespace momentkv::kernels

@@ -43,28 +43,6 @@ inline __m256i loadu(const void* p) {
   return _mm256_loadu_si256(static_cast<const __m256i*>(p));
 }
 
-// The eight 6-bit scales and mins of a Q4_K/Q5_K block, as bytes sc[0..7] and m[0..7].
-// Bytes 0-3 hold sc[0..3] (bits 0-5) and the top bits of sc[4..7]; bytes 4-7 likewise for the
-// mins; bytes 8-11 hold the low nibbles of sc[4..7] and m[4..7].
-struct ScalesMins {
-  uint8_t sc[8];
-  uint8_t m[8];
-};
-
-inline ScalesMins unpack_scales_mins(const uint8_t* packed) {
-  uint32_t w[3];
-  std::memcpy(w, packed, sizeof w);
-  const uint32_t k6 = 0x3f3f3f3fu;
-  const uint32_t k4 = 0x0f0f0f0fu;
-  const uint32_t k_top = 0x30303030u;  // (b >> 6) << 4 == (b >> 2) & 0x30
-  const uint32_t out[4] = {w[0] & k6, (w[2] & k4) | ((w[0] >> 2) & k_top), w[1] & k6,
-                           ((w[2] >> 4) & k4) | ((w[1] >> 2) & k_top)};
-  ScalesMins r;
-  std::memcpy(r.sc, out, 8);
-  std::memcpy(r.m, out + 2, 8);
-  return r;
-}
-
 // 16 × i16 with lanes 2j and 2j+1 equal to m[j]: multiplies bsums so that the madd gives the
 // per-sub-block Σ m[j]·(bsum[2j] + bsum[2j+1]).
 inline __m256i mins_for_bsums(const uint8_t* m) {

@@ -24,26 +24,6 @@ namespace {
 
 constexpr int kQk = kQkBlock;
 
-// The eight 6-bit scales and mins of a Q4_K/Q5_K block, as bytes sc[0..7] and m[0..7].
-struct ScalesMins {
-  uint8_t sc[8];
-  uint8_t m[8];
-};
-
-inline ScalesMins unpack_scales_mins(const uint8_t* packed) {
-  uint32_t w[3];
-  std::memcpy(w, packed, sizeof w);
-  const uint32_t k6 = 0x3f3f3f3fu;
-  const uint32_t k4 = 0x0f0f0f0fu;
-  const uint32_t k_top = 0x30303030u;  // (b >> 6) << 4 == (b >> 2) & 0x30
-  const uint32_t out[4] = {w[0] & k6, (w[2] & k4) | ((w[0] >> 2) & k_top), w[1] & k6,
-                           ((w[2] >> 4) & k4) | ((w[1] >> 2) & k_top)};
-  ScalesMins r;
-  std::memcpy(r.sc, out, 8);
-  std::memcpy(r.m, out + 2, 8);
-  return r;
-}
-
 // Σ_j m[j]·(bsums[2j] + bsums[2j+1]).
 inline int32_t min_term(const int16_t* bsums, const uint8_t* m) {
   const int16x8_t pair = vpaddq_s16(vld1q_s16(bsums), vld1q_s16(bsums + 8));  // 8 sub-blocks
