@@ -1,4 +1,5 @@
 #include "core/tokenizer/bpe_tokenizer.h"
+#include "core/tokenizer/merge_symbols.h"
 
 #include <queue>
 
@@ -10,6 +11,10 @@
 namespace momentkv {
 
 namespace {
+
+using tokenizer_detail::split_characters;
+using tokenizer_detail::Symbol;
+using tokenizer_detail::utf8_len;
 
 // Pre-tokenizer patterns (FORMATS.md).
 constexpr const char* kGpt2Pattern =
@@ -37,14 +42,6 @@ void append_utf8(uint32_t cp, std::string& out) {
   }
 }
 
-// Length of the UTF-8 sequence that starts with `lead` (1 for a stray continuation byte).
-size_t utf8_len(unsigned char lead) {
-  if (lead < 0xC0) return 1;
-  if (lead < 0xE0) return 2;
-  if (lead < 0xF0) return 3;
-  return lead < 0xF8 ? 4 : 1;
-}
-
 // Decodes the (well-formed) UTF-8 sequence of `n` bytes at `p`.
 uint32_t decode_utf8(const char* p, size_t n) {
   auto b = [&](size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(p[i])); };
@@ -59,13 +56,6 @@ uint32_t decode_utf8(const char* p, size_t n) {
       return b(0);
   }
 }
-
-struct Symbol {
-  int32_t prev;
-  int32_t next;
-  size_t start;
-  size_t n;  // 0 once merged into its left neighbour
-};
 
 struct Bigram {
   int32_t rank;
@@ -190,14 +180,7 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& ou
   }
 
   std::vector<Symbol> symbols;
-  symbols.reserve(piece.size());
-  for (size_t pos = 0; pos < s.size();) {
-    size_t n = std::min(utf8_len(static_cast<unsigned char>(s[pos])), s.size() - pos);
-    auto idx = static_cast<int32_t>(symbols.size());
-    symbols.push_back({idx - 1, idx + 1, pos, n});
-    pos += n;
-  }
-  symbols.back().next = -1;
+  split_characters(s, symbols);
 
   const std::string_view sv(s);
   std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue;

@@ -1,4 +1,5 @@
 #include "core/tokenizer/spm_tokenizer.h"
+#include "core/tokenizer/merge_symbols.h"
 
 #include <queue>
 
@@ -6,23 +7,11 @@ namespace momentkv {
 
 namespace {
 
+using tokenizer_detail::split_characters;
+using tokenizer_detail::Symbol;
+using tokenizer_detail::utf8_len;
+
 constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581 "▁"
-
-// Length of the UTF-8 sequence that starts with `lead` (1 for a stray continuation byte).
-size_t utf8_len(unsigned char lead) {
-  if (lead < 0xC0) return 1;
-  if (lead < 0xE0) return 2;
-  if (lead < 0xF0) return 3;
-  return lead < 0xF8 ? 4 : 1;
-}
-
-// One piece of the text being merged: a byte range, linked to its neighbours.
-struct Symbol {
-  int32_t prev;
-  int32_t next;
-  size_t start;
-  size_t n;  // 0 once merged into its left neighbour
-};
 
 // A candidate merge of symbols `left` and `left`'s next, `size` bytes long when it was queued.
 struct Bigram {
@@ -56,14 +45,7 @@ void SpmTokenizer::encode(std::string_view text, bool space_prefix,
   if (s.empty()) return;
 
   std::vector<Symbol> symbols;
-  symbols.reserve(s.size());
-  for (size_t pos = 0; pos < s.size();) {
-    size_t n = std::min(utf8_len(static_cast<unsigned char>(s[pos])), s.size() - pos);
-    auto idx = static_cast<int32_t>(symbols.size());
-    symbols.push_back({idx - 1, idx + 1, pos, n});
-    pos += n;
-  }
-  symbols.back().next = -1;
+  split_characters(s, symbols);
 
   std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue;
   auto try_add = [&](int32_t left, int32_t right) {
