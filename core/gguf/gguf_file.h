@@ -54,6 +54,8 @@ class GgufFile {
   uint64_t file_size() const { return size_; }
   uint64_t data_offset() const { return data_offset_; }
   const std::string& path() const { return path_; }
+  // The whole file (file_size() bytes).
+  const uint8_t* bytes() const { return base_; }
 
   const std::vector<GgufKv>& kvs() const { return kvs_; }
   // The value for `key`, or nullptr.

@@ -36,7 +36,8 @@ KvCache::KvCache(int32_t n_layer, int32_t n_head_kv, int32_t head_dim, int32_t m
       policy_(make_policy(config)),
       snapkv_(config),
       storage_(config.type, n_layer * n_head_kv, capacity_, head_dim),
-      lanes_(static_cast<size_t>(n_layer * n_head_kv), KvCells(capacity_)) {
+      lanes_(static_cast<size_t>(n_layer * n_head_kv), KvCells(capacity_)),
+      evicted_by_layer_(static_cast<size_t>(n_layer), 0) {
   check(max_prompt >= 1, "KvCache: max_prompt must be >= 1");
   if (policy_->uses_attention() || config.compresses_prompt(max_prompt)) {
     stats_buf_.assign(static_cast<size_t>(n_head_kv) * capacity_, 0);
@@ -155,6 +156,7 @@ void KvCache::apply(int32_t layer, const EvictionPlan& plan, bool prompt) {
       if (layer == 0 && h == 0) stats_.prompt_evicted += n;
     } else {
       stats_.evicted += n;
+      evicted_by_layer_[static_cast<size_t>(layer)] += n;
       if (layer == 0 && h == 0) stats_.evicted_tokens += n;
     }
   }
@@ -168,6 +170,7 @@ void KvCache::clear() {
   newest_pos_ = 0;
   n_last_append_ = 0;
   const uint64_t bytes = stats_.kv_bytes;
+  std::fill(evicted_by_layer_.begin(), evicted_by_layer_.end(), 0);
   stats_ = {};
   stats_.kv_bytes = bytes;
 }

@@ -80,6 +80,10 @@ class KvCache {
 
   int64_t step() const { return step_; }
   const KvStats& stats() const { return stats_; }
+  // Slots evicted at decode time in `layer`, summed over its lanes.
+  int64_t evicted_in_layer(int32_t layer) const {
+    return evicted_by_layer_[static_cast<size_t>(layer)];
+  }
   void clear();
   // Throws Error when storage and bookkeeping disagree or an invariant is broken.
   void check_invariants() const;
@@ -96,8 +100,9 @@ class KvCache {
   std::unique_ptr<KvPolicy> policy_;
   SnapKvCompressor snapkv_;
   KvStorage storage_;
-  std::vector<KvCells> lanes_;    // [n_layer * n_head_kv]
-  std::vector<float> stats_buf_;  // [n_head_kv][capacity]
+  std::vector<KvCells> lanes_;             // [n_layer * n_head_kv]
+  std::vector<int64_t> evicted_by_layer_;  // [n_layer]
+  std::vector<float> stats_buf_;           // [n_head_kv][capacity]
   EvictionPlan plan_;
   std::vector<int32_t> sorted_;
   int64_t step_ = 0;
