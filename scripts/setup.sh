@@ -9,13 +9,19 @@ packages=(
   libtomlplusplus-dev     # the momentkvd.toml configuration
   libboost-dev            # Boost.Beast / Asio: the daemon's HTTP-over-Unix-socket server
   nlohmann-json3-dev      # JSON for the daemon's API
+  libsqlite3-dev sqlite3  # the telemetry database (and the CLI the fault tests and operators use)
   libgtest-dev googletest # unit and model tests
   clang-format            # the style check
+  systemd                 # systemd-analyze verify/security, systemd-socket-activate, sysusers, tmpfiles
+  strace                  # the unit's SystemCallFilter checked against what the daemon calls
+  man-db                  # man: systemd-analyze verify checks the units' Documentation= pages
+  dpkg-dev file           # CPack's .deb: dpkg-shlibdeps computes the dependencies
   libbenchmark-dev        # the kernel micro-benchmarks (bench/, -DMOMENTKV_BUILD_BENCH=ON)
   g++-aarch64-linux-gnu   # cross-compiling core + kernels for Jetson (aarch64)
   libc6-dev-arm64-cross   # ... its C library
   libpcre2-dev:arm64      # ... which needs the arm64 PCRE2 (Debian multiarch)
   libtomlplusplus-dev:arm64 # ... and toml++ (configuring daemon/ in the aarch64 test build)
+  libsqlite3-dev:arm64    # ... and SQLite (daemon/telemetry, same reason)
   libgtest-dev:arm64      # the aarch64 build of the tests
   libc6:arm64             # the loader + libc qemu runs them with (scripts/test-aarch64.sh)
   qemu-user               # qemu-aarch64: runs the aarch64 tests on x86 (user-mode emulation)
