@@ -1,6 +1,7 @@
 #include "daemon/daemon_config.h"
 
 #include <toml++/toml.h>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
@@ -107,6 +108,9 @@ DaemonConfig parse_daemon_config(const std::string& text, const std::string& sou
       {"kv",
        {"policy", "alpha", "decode_budget", "type", "scope", "grace", "normalize", "granularity",
         "recent", "sinks", "prefill_budget", "snapkv_window", "snapkv_kernel"}},
+      {"telemetry",
+       {"enabled", "path", "max_age_days", "max_size", "queue_length", "layer_stats_rate",
+        "probe_rate", "probe_max_tokens", "probe_budgets", "probe_alphas"}},
   });
   DaemonConfig c;
   c.model_path = r.get<std::string>("model", "path").value_or("");
@@ -193,7 +197,62 @@ DaemonConfig parse_daemon_config(const std::string& text, const std::string& sou
   kv.snapkv_window = r.get_int("kv", "snapkv_window", 32, 1, 4096);
   kv.snapkv_kernel = r.get_int("kv", "snapkv_kernel", 5, 1, 63);
   if (auto err = kv.validate()) throw ConfigError(source + ": kv." + *err);
+
+  TelemetryConfig& t = c.telemetry;
+  t.enabled = r.get<bool>("telemetry", "enabled").value_or(t.enabled);
+  t.path = r.get<std::string>("telemetry", "path").value_or("");
+  t.max_age_days = r.get_int("telemetry", "max_age_days", t.max_age_days, 0, 36500);
+  if (const auto b = r.get<std::string>("telemetry", "max_size")) {
+    const auto bytes = parse_bytes(*b);
+    if (!bytes) r.fail("telemetry.max_size", "= \"" + *b + "\" is not a size like \"256MiB\"");
+    t.max_size = *bytes;
+  }
+  t.queue_length = r.get_int("telemetry", "queue_length", t.queue_length, 16, 1 << 20);
+  for (auto [key, field] : {std::pair{"layer_stats_rate", &t.layer_stats_rate},
+                            std::pair{"probe_rate", &t.probe_rate}}) {
+    if (const auto v = r.get<double>("telemetry", key)) {
+      if (!(*v >= 0.0 && *v <= 1.0)) {
+        r.fail(std::string("telemetry.") + key,
+               "= " + std::to_string(*v) + " is out of range [0, 1]");
+      }
+      *field = *v;
+    }
+  }
+  t.probe_max_tokens = r.get_int("telemetry", "probe_max_tokens", t.probe_max_tokens, 1, 65536);
+  if (const auto node = root["telemetry"]["probe_budgets"]) {
+    const auto* arr = node.as_array();
+    if (!arr) r.fail("telemetry.probe_budgets", "must be an array of integers");
+    for (const auto& v : *arr) {
+      const auto i = v.value<int64_t>();
+      if (!v.is_integer() || !i || *i < 1 || *i > (1 << 24)) {
+        r.fail("telemetry.probe_budgets", "must hold integers in [1, 16777216]");
+      }
+      t.probe_budgets.push_back(static_cast<int32_t>(*i));
+    }
+  }
+  if (const auto node = root["telemetry"]["probe_alphas"]) {
+    const auto* arr = node.as_array();
+    if (!arr) r.fail("telemetry.probe_alphas", "must be an array of numbers");
+    for (const auto& v : *arr) {
+      const auto a = v.value<double>();
+      if (!v.is_number() || !a || !(*a >= 0.0 && *a <= 1.0)) {
+        r.fail("telemetry.probe_alphas", "must hold numbers in [0, 1]");
+      }
+      t.probe_alphas.push_back(*a);
+    }
+  }
   return c;
+}
+
+std::string TelemetryConfig::resolved_path() const {
+  if (!path.empty()) return path;
+  // systemd's StateDirectory= (may list several, colon-separated: the first is ours).
+  if (const char* state = std::getenv("STATE_DIRECTORY"); state && *state) {
+    std::string dir(state);
+    dir = dir.substr(0, dir.find(':'));
+    return dir + "/telemetry.db";
+  }
+  return "/var/lib/momentkv/telemetry.db";
 }
 
 DaemonConfig load_daemon_config(const std::string& path) {

@@ -12,6 +12,24 @@
 
 namespace momentkv {
 
+// [telemetry]: what is recorded in SQLite (DESIGN.md §9, docs/telemetry.md).
+struct TelemetryConfig {
+  bool enabled = true;
+  // path = "...": the database. Empty: $STATE_DIRECTORY/telemetry.db when systemd sets
+  // STATE_DIRECTORY, else /var/lib/momentkv/telemetry.db.
+  std::string path;
+  int32_t max_age_days = 30;           // rows older are deleted; 0: keep forever
+  uint64_t max_size = 256ull << 20;    // live bytes kept (oldest deleted first); 0: unlimited
+  int32_t queue_length = 4096;         // records waiting for the writer thread
+  double layer_stats_rate = 0.1;       // share of requests whose per-layer statistics are kept
+  double probe_rate = 0.1;             // share of compressed requests replayed as fidelity probes
+  int32_t probe_max_tokens = 256;      // generated tokens a probe replays at most
+  std::vector<int32_t> probe_budgets;  // candidate decode budgets; empty: B/4, B/2, B, 2B
+  std::vector<double> probe_alphas;    // candidate alphas; empty: the request's
+  // The database path this configuration resolves to.
+  std::string resolved_path() const;
+};
+
 struct DaemonConfig {
   // [model]
   std::string model_path;  // path = "..." (required to serve; `momentkv run` may pass -m)
@@ -34,6 +52,7 @@ struct DaemonConfig {
   int32_t shutdown_deadline_ms = 10000;
   std::string chat_template = "auto";  // auto | chatml | llama2 | llama3 | zephyr | plain
   std::vector<int64_t> allowed_uids, allowed_gids;  // empty: anyone the socket mode lets in
+  TelemetryConfig telemetry;
   // [kv]: defaults from the fidelity evaluation (docs/results.md).
   KvConfig kv = recommended_kv();
 

@@ -15,13 +15,16 @@
 #include <thread>
 
 #include "core/engine/memory_budget.h"
+#include "core/gguf/gguf_fingerprint.h"
 #include "core/model/model.h"
 #include "core/tokenizer/tokenizer.h"
 #include "core/util/process_memory.h"
+#include "core/util/system_memory.h"
 #include "daemon/daemon_config.h"
 #include "daemon/scheduler.h"
 #include "daemon/sd_notify.h"
 #include "daemon/service.h"
+#include "daemon/telemetry/telemetry.h"
 #include "ipc/http_server.h"
 #include "kernels/cpu/cpu_backend.h"
 
@@ -49,14 +52,14 @@ int fail(const std::string& m) {
 }
 
 struct Args {
-  std::string config, check_config, model, socket, policy;
+  std::string config, check_config, model, socket, policy, telemetry_db;
   std::optional<uint64_t> memory_budget;
   std::optional<int> threads;
 };
 
 const char* kUsage =
     "usage: momentkvd [--config FILE] [--model GGUF] [--socket PATH] [--memory-budget SIZE]\n"
-    "                 [--policy NAME] [--threads N]\n"
+    "                 [--policy NAME] [--threads N] [--telemetry-db PATH|off]\n"
     "       momentkvd --check-config FILE\n";
 
 std::optional<Args> parse_args(int argc, char** argv, std::string& error) {
@@ -82,6 +85,8 @@ std::optional<Args> parse_args(int argc, char** argv, std::string& error) {
       a.socket = v;
     else if (k == "--policy")
       a.policy = v;
+    else if (k == "--telemetry-db")
+      a.telemetry_db = v;
     else if (k == "--memory-budget") {
       a.memory_budget = parse_bytes(v);
       if (!a.memory_budget) {
@@ -111,6 +116,11 @@ DaemonConfig load_config(const Args& a) {
   if (!a.socket.empty()) c.socket_path = a.socket;
   if (a.memory_budget) c.memory_budget = *a.memory_budget;
   if (a.threads) c.threads = *a.threads;
+  if (a.telemetry_db == "off") {
+    c.telemetry.enabled = false;
+  } else if (!a.telemetry_db.empty()) {
+    c.telemetry.path = a.telemetry_db;
+  }
   if (!a.policy.empty()) {
     c.kv.policy = a.policy;
     if (auto err = c.kv.validate()) throw ConfigError("--policy: " + *err);
@@ -124,7 +134,35 @@ Scheduler::Served load_served(const std::string& path) {
   std::shared_ptr<Model> model = Model::load(path);
   s.tokenizer = Tokenizer::create(model->file());
   s.name = model->config().name.empty() ? path : model->config().name;
+  s.hash = gguf_fingerprint(model->file());
   s.model = std::move(model);
+  return s;
+}
+
+telemetry::TelemetryOptions telemetry_options(const TelemetryConfig& t) {
+  telemetry::TelemetryOptions o;
+  o.enabled = t.enabled;
+  o.path = t.resolved_path();
+  o.queue_capacity = static_cast<size_t>(t.queue_length);
+  o.store.max_age_ms = static_cast<int64_t>(t.max_age_days) * 86'400'000;
+  o.store.max_bytes = t.max_size;
+  return o;
+}
+
+ProbeOptions probe_options(const TelemetryConfig& t) {
+  ProbeOptions p;
+  p.rate = t.enabled ? t.probe_rate : 0.0;
+  p.max_tokens = t.probe_max_tokens;
+  p.budgets = t.probe_budgets;
+  p.alphas = t.probe_alphas;
+  return p;
+}
+
+std::string telemetry_status(const telemetry::Telemetry& t) {
+  const auto h = t.health();
+  std::string s = std::string("telemetry ") + telemetry::to_string(h.state);
+  if (h.state == telemetry::TelemetryState::kOk) s += " (" + h.path + ")";
+  if (!h.reason.empty()) s += ": " + h.reason;
   return s;
 }
 
@@ -180,6 +218,17 @@ int main(int argc, char** argv) {
     return fail(e.what());
   }
   if (cfg.model_path.empty()) return fail("no model: set model.path in the config or pass --model");
+  {
+    // A budget the machine cannot give is refused now, not found out by the OOM killer later:
+    // it must fit MemAvailable (on Jetson the GPU draws from the same DRAM) and the cgroup's
+    // memory.max (systemd's MemoryMax=) minus headroom.
+    const SystemMemory sys = read_system_memory();
+    info("memory: " + describe(sys) + "; budget " +
+         (cfg.memory_budget ? format_bytes(cfg.memory_budget) : std::string("none")));
+    if (auto err = check_memory_budget(cfg.memory_budget, sys, current_rss_bytes())) {
+      return fail(*err);
+    }
+  }
 
   sd_notify("STATUS=loading " + cfg.model_path);
   Scheduler::Served served;
@@ -198,6 +247,25 @@ int main(int argc, char** argv) {
     return fail("memory budget too small: " + *err);
   }
 
+  // Telemetry opens before READY (SD-3): a corrupt file is quarantined now, a missing or read-only
+  // directory turns it off; serving goes on either way.
+  telemetry::Telemetry recorder(telemetry_options(cfg.telemetry));
+  if (recorder.health().state != telemetry::TelemetryState::kOff) {
+    // Its queue (records of at most ~2 KiB) and SQLite's page caches count against the budget.
+    const uint64_t bytes = recorder.options().queue_capacity * 2048 + (8ull << 20);
+    if (auto err = budget.try_reserve(bytes, "the telemetry queue and SQLite caches")) {
+      return fail("memory budget too small: " + *err);
+    }
+  }
+  {
+    const std::string status = telemetry_status(recorder);
+    if (recorder.health().state == telemetry::TelemetryState::kOk) {
+      info(status);
+    } else {
+      warn(status);
+    }
+  }
+
   SchedulerOptions so;
   so.engine.n_ctx = cfg.context;
   so.engine.n_batch = cfg.batch;
@@ -208,10 +276,13 @@ int main(int argc, char** argv) {
   so.limits.max_prompt_bytes = cfg.max_body_bytes;
   so.queue_length = cfg.queue_length;
   so.n_threads = backend.n_threads();
+  so.telemetry = &recorder;
+  so.layer_stats_rate = cfg.telemetry.layer_stats_rate;
+  so.probe = probe_options(cfg.telemetry);
   const std::string model_name = served.name;
   const ChatFormat chat = chat_format_for(*model, cfg.chat_template);
   Scheduler scheduler(served, backend, budget, so);
-  Service service(scheduler, budget, so.limits, chat);
+  Service service(scheduler, budget, so.limits, chat, &recorder);
 
   ipc::ServerOptions io;
   io.socket_path = cfg.socket_path;
@@ -238,9 +309,16 @@ int main(int argc, char** argv) {
   std::string ready_status = "serving " + model_name + " on " +
                              (io.listen_fd >= 0 ? "an activated socket" : cfg.socket_path) +
                              ", policy " + cfg.kv.policy + ", memory budget " +
-                             (cfg.memory_budget ? format_bytes(budget.budget()) : "unlimited");
+                             (cfg.memory_budget ? format_bytes(budget.budget()) : "unlimited") +
+                             ", " + telemetry_status(recorder);
   info("ready: " + ready_status + " (chat template " + chat_format_name(chat) + ")");
   sd_notify("READY=1\nSTATUS=" + ready_status);
+  recorder.submit(telemetry::EventRecord{
+      telemetry::unix_ms(), "start",
+      "momentkvd serving " + model_name + " (" + served.hash + ") policy " + cfg.kv.policy +
+          " alpha " + std::to_string(cfg.kv.alpha) + " decode_budget " +
+          std::to_string(cfg.kv.decode_budget) + " memory budget " +
+          (cfg.memory_budget ? format_bytes(cfg.memory_budget) : std::string("none"))});
 
   // Watchdog: ping at half the interval while the worker makes progress or is idle.
   const char* wd = std::getenv("WATCHDOG_USEC");
@@ -274,6 +352,7 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
       server->stop();
+      recorder.submit(telemetry::EventRecord{telemetry::unix_ms(), "stop", "SIGTERM"});
       info("stopped");
       return 0;
     }
@@ -294,14 +373,25 @@ int main(int argc, char** argv) {
           service.set_chat_format(chat_format_for(*fresh.model, next.chat_template));
           info("reload: switching to " + next.model_path + " once running generations end");
           ready_status = "serving " + fresh.name + " on " + cfg.socket_path;
+          recorder.submit(
+              telemetry::EventRecord{telemetry::unix_ms(), "model",
+                                     "switching to " + next.model_path + " (" + fresh.hash + ")"});
           scheduler.replace_model(std::move(fresh), old_weights);
           cfg.model_path = next.model_path;
         }
         scheduler.set_default_kv(next.kv);
+        const std::string change = "policy " + cfg.kv.policy + " -> " + next.kv.policy +
+                                   ", alpha " + std::to_string(cfg.kv.alpha) + " -> " +
+                                   std::to_string(next.kv.alpha) + ", decode_budget " +
+                                   std::to_string(cfg.kv.decode_budget) + " -> " +
+                                   std::to_string(next.kv.decode_budget);
         cfg.kv = next.kv;
-        info("reloaded configuration: policy " + next.kv.policy);
+        info("reloaded configuration: " + change);
+        recorder.submit(telemetry::EventRecord{telemetry::unix_ms(), "reload", change});
       } catch (const std::exception& e) {
         warn(std::string("reload failed, keeping the old configuration: ") + e.what());
+        recorder.submit(telemetry::EventRecord{telemetry::unix_ms(), "error",
+                                               std::string("reload failed: ") + e.what()});
       }
       sd_notify("READY=1\nSTATUS=" + ready_status);
     }

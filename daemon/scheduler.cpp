@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "core/util/error.h"
+#include "daemon/telemetry/layer_records.h"
 
 namespace momentkv::daemon {
 
@@ -18,7 +19,7 @@ struct Scheduler::Job {
   EngineOptions engine_options;
   uint64_t reserve_bytes = 0;
   std::shared_ptr<ipc::ResponseWriter> writer;
-  Clock::time_point submitted;
+  Clock::time_point submitted, started;
   std::unique_ptr<Engine> engine;
   std::unique_ptr<GenerationSession> session;
   double ttft_ms = -1;
@@ -34,7 +35,9 @@ Scheduler::Scheduler(Served served, Backend& backend, MemoryBudget& budget,
       backend_(backend),
       budget_(budget),
       options_(std::move(options)),
-      job_capacity_(budget.available()) {}
+      job_capacity_(budget.available()),
+      probes_(backend, budget, options_.probe, options_.n_threads, options_.telemetry),
+      rng_(std::random_device{}()) {}
 
 Scheduler::Served Scheduler::served() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -110,11 +113,12 @@ std::optional<ApiError> Scheduler::submit(CompletionRequest request, const std::
   job->writer = std::move(writer);
   job->peer = peer;
   job->submitted = Clock::now();
+  job->id = (job->request.chat ? "chatcmpl-" : "cmpl-") + std::to_string(next_id_++);
   if (auto err = size_job(*job)) {
     ++stats_.requests_rejected;
+    record(*job, &*err);  // refused requests are evidence for the budget too
     return err;
   }
-  job->id = (job->request.chat ? "chatcmpl-" : "cmpl-") + std::to_string(next_id_++);
   // Admitted at once when nobody waits ahead of it, no model switch is pending and its worst case
   // fits now; else it waits (queue_length counts only requests waiting for memory).
   if (queue_.empty() && !pending_ &&
@@ -127,9 +131,11 @@ std::optional<ApiError> Scheduler::submit(CompletionRequest request, const std::
   }
   if (static_cast<int32_t>(queue_.size()) >= options_.queue_length) {
     ++stats_.requests_rejected;
-    return ApiError{503, "queue_full",
-                    "the request queue is full (" + std::to_string(options_.queue_length) +
-                        " waiting); retry later"};
+    const ApiError err{503, "queue_full",
+                       "the request queue is full (" + std::to_string(options_.queue_length) +
+                           " waiting); retry later"};
+    record(*job, &err);
+    return err;
   }
   queue_.push_back(std::move(job));
   stats_.queue = static_cast<int64_t>(queue_.size());
@@ -146,6 +152,66 @@ void log_request(const std::string& id, const ipc::PeerCredentials& peer, const 
 }
 }  // namespace
 
+void Scheduler::record(Job& job, const ApiError* error) {
+  // Called on the worker thread, or under mu_ from submit() for a refused request (no engine
+  // then: rng_ and probes_, which belong to the worker, are not touched).
+  const auto now = Clock::now();
+  const auto ms = [](Clock::duration d) {
+    return std::chrono::duration<double, std::milli>(d).count();
+  };
+  telemetry::RequestRecord rec;
+  rec.time_ms = telemetry::unix_ms();
+  rec.request_id = job.id;
+  rec.client_uid = static_cast<int64_t>(job.peer.uid);
+  rec.client_gid = static_cast<int64_t>(job.peer.gid);
+  rec.client_pid = job.peer.pid > 0 ? static_cast<int64_t>(job.peer.pid) : -1;
+  rec.endpoint = job.request.chat ? "chat" : "completions";
+  rec.model = job.served.name;
+  rec.model_hash = job.served.hash;
+  const KvConfig& kv = job.engine_options.kv;
+  rec.policy = kv.policy;
+  rec.scope = kv_scope_name(kv.scope);
+  rec.alpha = telemetry::round_alpha(kv.alpha);
+  rec.decode_budget = kv.decode_budget;
+  rec.prefill_budget = kv.prefill_budget;
+  rec.queue_ms = job.started == Clock::time_point{} ? ms(now - job.submitted)
+                                                    : ms(job.started - job.submitted);
+  rec.ttft_ms = job.ttft_ms;
+  rec.total_ms = ms(now - job.submitted);
+  if (job.session) {
+    const GenerationResult& r = job.session->result();
+    rec.prompt_tokens = static_cast<int32_t>(r.prompt_ids.size());
+    rec.generated_tokens = static_cast<int32_t>(r.ids.size());
+    rec.decode_tokens_per_s = r.timings.decode_tokens_per_s();
+    rec.finish_reason = r.finish_reason.empty() ? "cancelled" : r.finish_reason;
+  } else {
+    rec.finish_reason = "cancelled";
+  }
+  if (error) {
+    rec.finish_reason = "error";
+    rec.error = error->code + ": " + error->message;
+  }
+  if (job.engine) {
+    const CompressionSummary c = CompressionSummary::from(job.engine->kv());
+    rec.evicted = c.evicted;
+    rec.prompt_evicted = c.prompt_evicted;
+    rec.peak_kv_bytes = static_cast<int64_t>(c.kv_bytes_peak);
+    rec.reserved_kv_bytes = static_cast<int64_t>(c.kv_bytes_reserved);
+    rec.context_altered = c.context_altered;
+    if (options_.layer_stats_rate > 0 &&
+        std::uniform_real_distribution<double>(0, 1)(rng_) < options_.layer_stats_rate) {
+      rec.layers = telemetry::layer_records(job.engine->kv());
+    }
+  }
+  if (!error && job.session && rec.finish_reason != "cancelled") {
+    const GenerationResult& r = job.session->result();
+    probes_.offer(ProbeSubject{job.served.model, job.served.name, job.served.hash, job.id,
+                               job.engine_options, r.prompt_ids, r.ids},
+                  rec.context_altered);
+  }
+  if (options_.telemetry) options_.telemetry->submit(std::move(rec));
+}
+
 void Scheduler::finish(Job& job, const ApiError* error) {
   if (job.reserved) {
     budget_.release(job.reserve_bytes);
@@ -155,6 +221,7 @@ void Scheduler::finish(Job& job, const ApiError* error) {
   if (error) {
     ++stats_.requests_error;
     log_request(job.id, job.peer, "error " + error->code + ": " + error->message);
+    record(job, error);
     if (job.streaming) {
       job.writer->write_chunk("data: " + error_json(*error) + "\n\n");
       job.writer->end_stream();
@@ -186,6 +253,7 @@ void Scheduler::finish(Job& job, const ApiError* error) {
     job.writer->send(200, "application/json",
                      completion_json(job.id, job.served.name, job.request.chat, r, job.ttft_ms));
   }
+  record(job, nullptr);
 }
 
 bool Scheduler::advance(Job& job) {
@@ -197,10 +265,12 @@ bool Scheduler::advance(Job& job) {
       job.reserved = false;
     }
     ++stats_.requests_cancelled;
+    record(job, nullptr);
     return true;
   }
   try {
     if (!job.session) {
+      job.started = Clock::now();
       job.engine = std::make_unique<Engine>(*job.served.model, backend_, job.engine_options);
       job.session =
           std::make_unique<GenerationSession>(*job.engine, *job.served.tokenizer, job.generation);
@@ -243,12 +313,17 @@ bool Scheduler::advance(Job& job) {
 
 void Scheduler::run() {
   while (true) {
+    bool idle = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] {
         return !queue_.empty() || !admitted_.empty() || !active_.empty() || stopping_ ||
-               pending_.has_value();
+               pending_.has_value() || probes_.has_work();
       });
+      // Fidelity probes run only while nothing else waits; any work stops them at once.
+      if (!queue_.empty() || !admitted_.empty() || !active_.empty() || stopping_ || pending_) {
+        probes_.preempt();
+      }
       while (!admitted_.empty()) {
         active_.push_back(std::move(admitted_.front()));
         admitted_.pop_front();
@@ -288,8 +363,13 @@ void Scheduler::run() {
       }
       stats_.queue = static_cast<int64_t>(queue_.size());
       stats_.active = static_cast<int64_t>(active_.size());
+      idle = queue_.empty() && admitted_.empty() && active_.empty() && !stopping_ && !pending_;
     }
     ++heartbeat_;
+    if (idle && probes_.has_work()) {
+      probes_.step();  // idle: one forward pass of the probe
+      continue;
+    }
     // One unit of work per active generation, in turn.
     for (auto it = active_.begin(); it != active_.end();) {
       if (advance(**it)) {
@@ -300,6 +380,7 @@ void Scheduler::run() {
     }
     stats_.active = static_cast<int64_t>(active_.size());
   }
+  probes_.stop();
   // Shutdown: cancel what is left with a terminal event.
   const ApiError err{503, "shutting_down", "the daemon is shutting down"};
   for (auto& job : active_) {

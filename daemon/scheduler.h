@@ -22,6 +22,8 @@
 #include "core/tokenizer/tokenizer.h"
 #include "daemon/api.h"
 #include "daemon/latency_histogram.h"
+#include "daemon/probe_runner.h"
+#include "daemon/telemetry/telemetry.h"
 #include "ipc/http_types.h"
 
 namespace momentkv::daemon {
@@ -32,6 +34,9 @@ struct SchedulerOptions {
   ApiLimits limits;
   int32_t queue_length = 16;  // requests waiting for memory
   int n_threads = 1;
+  telemetry::Telemetry* telemetry = nullptr;  // where finished requests are recorded (optional)
+  double layer_stats_rate = 0.0;              // share of requests with per-layer statistics
+  ProbeOptions probe;
 };
 
 // Counters for /metrics.
@@ -52,6 +57,7 @@ class Scheduler {
     std::shared_ptr<const Model> model;
     std::shared_ptr<const Tokenizer> tokenizer;
     std::string name;
+    std::string hash;  // gguf_fingerprint of the file
   };
 
   // `budget` must already hold the weights' and the process's reservation: what is available now
@@ -77,6 +83,7 @@ class Scheduler {
   // The model served now.
   Served served() const;
   const SchedulerStats& stats() const { return stats_; }
+  const ProbeCounters& probe_counters() const { return probes_.counters(); }
   // Monotonic count of worker loop iterations (the watchdog heartbeat).
   uint64_t heartbeat() const { return heartbeat_.load(); }
 
@@ -85,6 +92,8 @@ class Scheduler {
   void run();
   bool advance(Job& job);  // one unit of work; true when the job is finished
   void finish(Job& job, const ApiError* error);
+  // Sends the request's telemetry row; offers it for a fidelity probe.
+  void record(Job& job, const ApiError* error);
   // Sizes a job for the model served now: engine options and bytes to reserve.
   std::optional<ApiError> size_job(Job& job);
 
@@ -105,6 +114,8 @@ class Scheduler {
   bool cancel_all_ = false;
   std::atomic<uint64_t> heartbeat_{0};
   uint64_t next_id_ = 1;
+  ProbeRunner probes_;  // worker thread only
+  std::mt19937_64 rng_;
   std::thread worker_;
 };
 

@@ -1,14 +1,100 @@
 #include "daemon/service.h"
 
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <thread>
+
+#include "daemon/telemetry/stats_query.h"
 
 namespace momentkv::daemon {
 
 using nlohmann::json;
 
 Service::Service(Scheduler& scheduler, const MemoryBudget& budget, ApiLimits limits,
-                 ChatFormat chat_format)
-    : scheduler_(scheduler), budget_(budget), limits_(limits), chat_format_(chat_format) {}
+                 ChatFormat chat_format, const telemetry::Telemetry* telemetry)
+    : scheduler_(scheduler),
+      budget_(budget),
+      limits_(limits),
+      chat_format_(chat_format),
+      telemetry_(telemetry) {}
+
+Service::~Service() {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (stats_running_.load() > 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+namespace {
+
+// The value of `key` in a query string ("a=1&b=2"), or empty.
+std::string query_param(const std::string& target, const std::string& key) {
+  const size_t q = target.find('?');
+  if (q == std::string::npos) return {};
+  size_t i = q + 1;
+  while (i < target.size()) {
+    size_t end = target.find('&', i);
+    if (end == std::string::npos) end = target.size();
+    const std::string pair = target.substr(i, end - i);
+    const size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == key) return eq == std::string::npos ? "" : pair.substr(eq + 1);
+    i = end + 1;
+  }
+  return {};
+}
+
+json health_json(const telemetry::TelemetryHealth& h) {
+  return {{"state", telemetry::to_string(h.state)},
+          {"reason", h.reason},
+          {"path", h.path},
+          {"queue_depth", h.queue_depth},
+          {"queue_capacity", h.queue_capacity},
+          {"written", h.written},
+          {"dropped_queue_full", h.dropped_queue},
+          {"dropped_write_failed", h.dropped_failed},
+          {"quarantines", h.quarantines}};
+}
+
+}  // namespace
+
+void Service::stats(const ipc::HttpRequest& request, std::shared_ptr<ipc::ResponseWriter> writer) {
+  auto error = [&](int status, const std::string& code, const std::string& message) {
+    writer->send(status, "application/json", error_json({status, code, message}));
+  };
+  if (!telemetry_ || telemetry_->health().state == telemetry::TelemetryState::kOff) {
+    return error(
+        503, "telemetry_off",
+        "telemetry is off" + (telemetry_ ? ": " + telemetry_->health().reason : std::string()));
+  }
+  telemetry::StatsWindow window;
+  const int64_t now = telemetry::unix_ms();
+  const std::string since = query_param(request.target, "since");
+  if (!since.empty()) {
+    const auto ms = telemetry::parse_duration_ms(since);
+    if (!ms) return error(400, "invalid_request", "since=" + since + " is not a duration like 24h");
+    window.since_ms = now - *ms;
+  } else {
+    window.since_ms = now - 24LL * 3'600'000;  // the last day
+  }
+  if (stats_running_.load() >= 2) {
+    return error(503, "busy", "two stats queries are already running; retry later");
+  }
+  ++stats_running_;
+  const std::string path = telemetry_->health().path;
+  const telemetry::TelemetryHealth health = telemetry_->health();
+  std::thread([this, writer, window, path, health] {
+    try {
+      telemetry::Database db(path, telemetry::Database::Mode::kReadOnly);
+      db.busy_timeout(2000);
+      json j = json::parse(telemetry::stats_json(telemetry::query_stats(db, window)));
+      j["telemetry"] = health_json(health);
+      writer->send(200, "application/json", j.dump());
+    } catch (const std::exception& e) {
+      writer->send(503, "application/json", error_json({503, "telemetry_unavailable", e.what()}));
+    }
+    --stats_running_;
+  }).detach();
+}
 
 void Service::handle(ipc::HttpRequest request, std::shared_ptr<ipc::ResponseWriter> writer) {
   const std::string path = request.target.substr(0, request.target.find('?'));
@@ -46,6 +132,10 @@ void Service::handle(ipc::HttpRequest request, std::shared_ptr<ipc::ResponseWrit
     if (path == "/metrics") {
       if (request.method != "GET") return error(405, "method_not_allowed", "use GET");
       return writer->send(200, "text/plain; version=0.0.4", metrics_text());
+    }
+    if (path == "/v1/stats") {
+      if (request.method != "GET") return error(405, "method_not_allowed", "use GET");
+      return stats(request, std::move(writer));
     }
     if (path == "/v1/completions" || path == "/v1/chat/completions") {
       if (request.method != "POST") return error(405, "method_not_allowed", "use POST");
@@ -108,6 +198,40 @@ std::string Service::metrics_text() const {
          line("momentkv_queue_length", "", static_cast<double>(s.queue)));
   metric("momentkv_active_generations", "gauge", "Generations running.",
          line("momentkv_active_generations", "", static_cast<double>(s.active)));
+  if (telemetry_) {
+    const telemetry::TelemetryHealth h = telemetry_->health();
+    std::string state;
+    for (auto st : {telemetry::TelemetryState::kOff, telemetry::TelemetryState::kOk,
+                    telemetry::TelemetryState::kDegraded}) {
+      state += line("momentkv_telemetry_state",
+                    std::string("state=\"") + telemetry::to_string(st) + "\"",
+                    h.state == st ? 1.0 : 0.0);
+    }
+    metric("momentkv_telemetry_state", "gauge", "Telemetry state (1 for the current one).", state);
+    metric("momentkv_telemetry_queue_depth", "gauge", "Records waiting for the telemetry writer.",
+           line("momentkv_telemetry_queue_depth", "", static_cast<double>(h.queue_depth)));
+    metric("momentkv_telemetry_records_written_total", "counter", "Records committed to SQLite.",
+           line("momentkv_telemetry_records_written_total", "", static_cast<double>(h.written)));
+    metric("momentkv_telemetry_records_dropped_total", "counter",
+           "Records not written: queue full, or the database refused them.",
+           line("momentkv_telemetry_records_dropped_total", "reason=\"queue_full\"",
+                static_cast<double>(h.dropped_queue)) +
+               line("momentkv_telemetry_records_dropped_total", "reason=\"write_failed\"",
+                    static_cast<double>(h.dropped_failed)));
+    metric("momentkv_telemetry_quarantines_total", "counter",
+           "Corrupt databases moved aside and replaced.",
+           line("momentkv_telemetry_quarantines_total", "", static_cast<double>(h.quarantines)));
+    const auto& p = scheduler_.probe_counters();
+    metric("momentkv_fidelity_probes_total", "counter", "Fidelity probes by outcome.",
+           line("momentkv_fidelity_probes_total", "outcome=\"completed\"",
+                static_cast<double>(p.completed)) +
+               line("momentkv_fidelity_probes_total", "outcome=\"preempted\"",
+                    static_cast<double>(p.preempted)) +
+               line("momentkv_fidelity_probes_total", "outcome=\"aborted\"",
+                    static_cast<double>(p.aborted)) +
+               line("momentkv_fidelity_probes_total", "outcome=\"skipped\"",
+                    static_cast<double>(p.skipped)));
+  }
   out.append(s.ttft.render("momentkv_time_to_first_token_seconds",
                            "From request submission to the first generated token."));
   out.append(s.inter_token.render("momentkv_inter_token_seconds",

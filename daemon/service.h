@@ -1,6 +1,7 @@
 // momentkvd's routes (DESIGN.md §7): /health, /v1/models, /v1/completions,
-// /v1/chat/completions, /metrics. Turns HTTP requests into scheduler jobs; never runs model code
-// and never blocks (it is called on the server's threads).
+// /v1/chat/completions, /v1/stats, /metrics. Turns HTTP requests into scheduler jobs; never runs
+// model code and never blocks (it is called on the server's threads): /v1/stats queries SQLite
+// on a thread of its own.
 #pragma once
 
 #include <atomic>
@@ -11,6 +12,7 @@
 #include "core/tokenizer/tokenizer.h"
 #include "daemon/chat_template.h"
 #include "daemon/scheduler.h"
+#include "daemon/telemetry/telemetry.h"
 #include "ipc/http_types.h"
 
 namespace momentkv::daemon {
@@ -18,7 +20,9 @@ namespace momentkv::daemon {
 class Service {
  public:
   Service(Scheduler& scheduler, const MemoryBudget& budget, ApiLimits limits,
-          ChatFormat chat_format);
+          ChatFormat chat_format, const telemetry::Telemetry* telemetry = nullptr);
+  // Waits (bounded) for /v1/stats queries still running.
+  ~Service();
 
   // The ipc::Handler.
   void handle(ipc::HttpRequest request, std::shared_ptr<ipc::ResponseWriter> writer);
@@ -30,6 +34,7 @@ class Service {
  private:
   void completions(const ipc::HttpRequest& request, bool chat,
                    std::shared_ptr<ipc::ResponseWriter> writer);
+  void stats(const ipc::HttpRequest& request, std::shared_ptr<ipc::ResponseWriter> writer);
   std::string metrics_text() const;
 
   Scheduler& scheduler_;
@@ -37,6 +42,8 @@ class Service {
   ApiLimits limits_;
   std::atomic<ChatFormat> chat_format_;
   std::atomic<bool> ready_{false};
+  const telemetry::Telemetry* telemetry_;
+  std::atomic<int> stats_running_{0};
 };
 
 }  // namespace momentkv::daemon

@@ -18,5 +18,7 @@ int cmd_generate(int argc, char** argv);
 int cmd_chat(int argc, char** argv);
 int cmd_health(int argc, char** argv);
 int cmd_metrics(int argc, char** argv);
+int cmd_stats(int argc, char** argv);
+int cmd_tune(int argc, char** argv);
 
 }  // namespace momentkv::tools

@@ -2,6 +2,8 @@
 // name the key and the value.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "daemon/daemon_config.h"
 #include "tests/support/test_paths.h"
 
@@ -139,6 +141,43 @@ TEST(DaemonConfig, ServerSection) {
 
 TEST(DaemonConfig, MissingFileIsAnError) {
   EXPECT_THROW(load_daemon_config("/nonexistent/momentkvd.toml"), ConfigError);
+}
+
+TEST(DaemonConfig, TelemetrySection) {
+  const auto c = parse_daemon_config(
+      "[telemetry]\nenabled = true\npath = \"/tmp/t.db\"\nmax_age_days = 7\n"
+      "max_size = \"64MiB\"\nqueue_length = 128\nlayer_stats_rate = 0.5\nprobe_rate = 0.25\n"
+      "probe_max_tokens = 100\nprobe_budgets = [64, 128]\nprobe_alphas = [0.5, 0.9]\n",
+      "t.toml");
+  EXPECT_EQ(c.telemetry.resolved_path(), "/tmp/t.db");
+  EXPECT_EQ(c.telemetry.max_age_days, 7);
+  EXPECT_EQ(c.telemetry.max_size, 64ull << 20);
+  EXPECT_EQ(c.telemetry.queue_length, 128);
+  EXPECT_DOUBLE_EQ(c.telemetry.layer_stats_rate, 0.5);
+  EXPECT_DOUBLE_EQ(c.telemetry.probe_rate, 0.25);
+  EXPECT_EQ(c.telemetry.probe_max_tokens, 100);
+  EXPECT_EQ(c.telemetry.probe_budgets, (std::vector<int32_t>{64, 128}));
+  EXPECT_EQ(c.telemetry.probe_alphas, (std::vector<double>{0.5, 0.9}));
+  // Defaults: on, under the state directory systemd gives, else /var/lib/momentkv.
+  const auto d = parse_daemon_config("", "d.toml");
+  EXPECT_TRUE(d.telemetry.enabled);
+  unsetenv("STATE_DIRECTORY");
+  EXPECT_EQ(d.telemetry.resolved_path(), "/var/lib/momentkv/telemetry.db");
+  setenv("STATE_DIRECTORY", "/var/lib/momentkv:/var/lib/other", 1);
+  EXPECT_EQ(d.telemetry.resolved_path(), "/var/lib/momentkv/telemetry.db");
+  setenv("STATE_DIRECTORY", "/srv/state", 1);
+  EXPECT_EQ(d.telemetry.resolved_path(), "/srv/state/telemetry.db");
+  unsetenv("STATE_DIRECTORY");
+  // Bad values name the key.
+  EXPECT_NE(error_of("[telemetry]\nprobe_rate = 1.5\n").find("telemetry.probe_rate"),
+            std::string::npos);
+  EXPECT_NE(error_of("[telemetry]\nmax_size = \"lots\"\n").find("telemetry.max_size"),
+            std::string::npos);
+  EXPECT_NE(error_of("[telemetry]\nprobe_budgets = [0]\n").find("telemetry.probe_budgets"),
+            std::string::npos);
+  EXPECT_NE(error_of("[telemetry]\nprobe_alphas = [\"x\"]\n").find("telemetry.probe_alphas"),
+            std::string::npos);
+  EXPECT_NE(error_of("[telemetry]\nretention = 3\n").find("unknown key"), std::string::npos);
 }
 
 }  // namespace

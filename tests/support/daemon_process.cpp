@@ -4,10 +4,12 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -23,10 +25,30 @@ std::string momentkvd_binary() {
 }
 
 DaemonProcess::DaemonProcess(const std::vector<std::string>& args, const std::string& name) {
+  make_dir(name);
+  socket_ = dir_ + "/d.sock";
+  std::vector<std::string> all = {momentkvd_binary(), "--socket", socket_};
+  // Telemetry goes to the test's directory unless the test names a database.
+  if (std::find(args.begin(), args.end(), "--telemetry-db") == args.end()) {
+    all.insert(all.end(), {"--telemetry-db", telemetry_db()});
+  }
+  all.insert(all.end(), args.begin(), args.end());
+  start(std::move(all));
+}
+
+DaemonProcess::DaemonProcess(const Command& command, const std::string& name) {
+  make_dir(name);
+  socket_ = command.socket;
+  start(command.argv, command.wait_ready);
+}
+
+void DaemonProcess::make_dir(const std::string& name) {
   std::random_device rd;
   dir_ = "/tmp/mkvd-" + name + "-" + std::to_string(rd() % 1000000);
   std::filesystem::create_directories(dir_);
-  socket_ = dir_ + "/d.sock";
+}
+
+void DaemonProcess::start(std::vector<std::string> all, bool wait_ready) {
   notify_path_ = dir_ + "/notify";
   log_path_ = dir_ + "/log.txt";
   notify_fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -34,21 +56,20 @@ DaemonProcess::DaemonProcess(const std::vector<std::string>& args, const std::st
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, notify_path_.c_str(), sizeof(addr.sun_path) - 1);
   bind(notify_fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  chmod(notify_path_.c_str(), 0666);  // a daemon run as another user (setpriv) may notify too
   pid_ = fork();
   if (pid_ == 0) {
     const int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(log, 2);
     dup2(log, 1);
     setenv("NOTIFY_SOCKET", notify_path_.c_str(), 1);
-    std::vector<std::string> all = {momentkvd_binary(), "--socket", socket_};
-    all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());
     argv.push_back(nullptr);
-    execv(argv[0], argv.data());
+    execvp(argv[0], argv.data());
     _exit(127);
   }
-  ready_ = wait_notification("READY=1", 20000);
+  if (wait_ready) ready_ = wait_notification("READY=1", 20000);
 }
 
 DaemonProcess::~DaemonProcess() {

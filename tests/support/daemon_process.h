@@ -11,13 +11,26 @@ namespace momentkv::test {
 
 class DaemonProcess {
  public:
-  // Starts momentkvd with `args` (plus --socket) and waits until it sends READY=1 (or exits).
+  // Starts momentkvd with `args` (plus --socket, and --telemetry-db in its directory unless
+  // `args` has one) and waits until it sends READY=1 (or exits).
   explicit DaemonProcess(const std::vector<std::string>& args, const std::string& name = "d");
+  // A command line run as given (e.g. a unit's ExecStart behind systemd-socket-activate, which
+  // passes NOTIFY_SOCKET on with `-E NOTIFY_SOCKET`); clients use `socket`. Waits for READY=1
+  // unless `wait_ready` is false (socket activation starts the daemon on the first connection).
+  struct Command {
+    std::vector<std::string> argv;
+    std::string socket;
+    bool wait_ready = true;
+  };
+  explicit DaemonProcess(const Command& command, const std::string& name = "d");
   ~DaemonProcess();
   DaemonProcess(const DaemonProcess&) = delete;
   DaemonProcess& operator=(const DaemonProcess&) = delete;
 
   const std::string& socket() const { return socket_; }
+  // The test's directory, and the telemetry database the daemon uses when the test names none.
+  const std::string& dir() const { return dir_; }
+  std::string telemetry_db() const { return dir_ + "/telemetry.db"; }
   bool ready() const { return ready_; }
   pid_t pid() const { return pid_; }
   // Sends a signal.
@@ -32,6 +45,8 @@ class DaemonProcess {
   std::string log() const;
 
  private:
+  void make_dir(const std::string& name);
+  void start(std::vector<std::string> argv, bool wait_ready = true);
   void drain(int timeout_ms);
   std::string dir_, socket_, notify_path_, log_path_;
   int notify_fd_ = -1;
