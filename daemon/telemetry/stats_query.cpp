@@ -57,7 +57,7 @@ StatsReport query_stats(Database& db, const StatsWindow& window) {
   report.window = window;
   struct Acc {
     StatsGroup g;
-    std::vector<double> tps, ttft;
+    std::vector<double> tps, ttft, kv;
     int64_t altered = 0;
     double kl = 0, agreement = 0;
   };
@@ -71,12 +71,13 @@ StatsReport query_stats(Database& db, const StatsWindow& window) {
     a.g.decode_budget = budget;
     return a;
   };
-  Statement rq = windowed(db,
-                          "SELECT model, policy, alpha, decode_budget, finish_reason, "
-                          "prompt_tokens, generated_tokens, evicted, decode_tokens_per_s, "
-                          "ttft_ms, context_altered FROM requests WHERE time_ms >= ?1 AND "
-                          "time_ms < ?2",
-                          window);
+  Statement rq =
+      windowed(db,
+               "SELECT model, policy, alpha, decode_budget, finish_reason, "
+               "prompt_tokens, generated_tokens, evicted, decode_tokens_per_s, "
+               "ttft_ms, context_altered, peak_kv_bytes FROM requests WHERE time_ms >= ?1 AND "
+               "time_ms < ?2",
+               window);
   while (rq.step()) {
     Acc& a = group(rq.column_text(0), rq.column_text(1), rq.column_double(2),
                    static_cast<int32_t>(rq.column_int(3)));
@@ -93,6 +94,7 @@ StatsReport query_stats(Database& db, const StatsWindow& window) {
     if (generated > 1 && rq.column_double(8) > 0) a.tps.push_back(rq.column_double(8));
     if (!rq.column_null(9)) a.ttft.push_back(rq.column_double(9));
     a.altered += rq.column_int(10);
+    if (rq.column_int(11) > 0) a.kv.push_back(static_cast<double>(rq.column_int(11)));
   }
   Statement pq = windowed(db,
                           "SELECT model, policy, alpha, decode_budget, kl_mean, top1_agreement "
@@ -112,6 +114,8 @@ StatsReport query_stats(Database& db, const StatsWindow& window) {
     g.tokens_per_s_p95 = percentile(a.tps, 0.95);
     g.ttft_ms_p50 = percentile(a.ttft, 0.50);
     g.ttft_ms_p95 = percentile(a.ttft, 0.95);
+    g.peak_kv_bytes_p95 = percentile(a.kv, 0.95);
+    g.peak_kv_bytes_max = a.kv.empty() ? 0.0 : a.kv.back();  // sorted by percentile()
     g.eviction_rate = g.generated_tokens > 0
                           ? static_cast<double>(g.evicted) / static_cast<double>(g.generated_tokens)
                           : 0.0;
@@ -146,6 +150,8 @@ std::string stats_json(const StatsReport& report) {
                       {"tokens_per_s_p95", g.tokens_per_s_p95},
                       {"ttft_ms_p50", g.ttft_ms_p50},
                       {"ttft_ms_p95", g.ttft_ms_p95},
+                      {"peak_kv_bytes_p95", g.peak_kv_bytes_p95},
+                      {"peak_kv_bytes_max", g.peak_kv_bytes_max},
                       {"eviction_rate", g.eviction_rate},
                       {"context_altered_share", g.context_altered_share},
                       {"probes", g.probes},
@@ -187,6 +193,8 @@ StatsReport stats_from_json(const std::string& text) {
     s.tokens_per_s_p95 = g.value("tokens_per_s_p95", 0.0);
     s.ttft_ms_p50 = g.value("ttft_ms_p50", 0.0);
     s.ttft_ms_p95 = g.value("ttft_ms_p95", 0.0);
+    s.peak_kv_bytes_p95 = g.value("peak_kv_bytes_p95", 0.0);
+    s.peak_kv_bytes_max = g.value("peak_kv_bytes_max", 0.0);
     s.eviction_rate = g.value("eviction_rate", 0.0);
     s.context_altered_share = g.value("context_altered_share", 0.0);
     s.probes = g.value("probes", int64_t{0});
@@ -200,22 +208,23 @@ StatsReport stats_from_json(const std::string& text) {
 std::string stats_table(const StatsReport& report) {
   std::string out;
   char line[512];
-  std::snprintf(line, sizeof line, "%-20s %-9s %5s %6s %7s %9s %8s %8s %9s %9s %7s %7s %6s %7s\n",
-                "model", "policy", "alpha", "budget", "reqs", "gen_tok", "tok/s50", "tok/s95",
-                "ttft50ms", "ttft95ms", "evict", "altered", "probes", "agree");
+  std::snprintf(line, sizeof line,
+                "%-20s %-9s %5s %6s %7s %9s %8s %8s %9s %9s %9s %7s %7s %6s %7s\n", "model",
+                "policy", "alpha", "budget", "reqs", "gen_tok", "tok/s50", "tok/s95", "ttft50ms",
+                "ttft95ms", "kv95MiB", "evict", "altered", "probes", "agree");
   out += line;
   for (const StatsGroup& g : report.groups) {
     const std::string model = g.model.size() > 20 ? g.model.substr(0, 17) + "..." : g.model;
     char agree[16] = "-";
     if (g.probes > 0) std::snprintf(agree, sizeof agree, "%.3f", g.probe_agreement_mean);
     std::snprintf(line, sizeof line,
-                  "%-20s %-9s %5.2f %6d %7lld %9lld %8.1f %8.1f %9.1f %9.1f %6.1f%% %6.1f%% %6lld "
-                  "%7s\n",
+                  "%-20s %-9s %5.2f %6d %7lld %9lld %8.1f %8.1f %9.1f %9.1f %9.2f %6.1f%% %6.1f%% "
+                  "%6lld %7s\n",
                   model.c_str(), g.policy.c_str(), g.alpha, g.decode_budget,
                   static_cast<long long>(g.requests), static_cast<long long>(g.generated_tokens),
                   g.tokens_per_s_p50, g.tokens_per_s_p95, g.ttft_ms_p50, g.ttft_ms_p95,
-                  100.0 * g.eviction_rate, 100.0 * g.context_altered_share,
-                  static_cast<long long>(g.probes), agree);
+                  g.peak_kv_bytes_p95 / (1024.0 * 1024.0), 100.0 * g.eviction_rate,
+                  100.0 * g.context_altered_share, static_cast<long long>(g.probes), agree);
     out += line;
   }
   if (report.groups.empty()) out += "(no requests in this window)\n";

@@ -1,7 +1,8 @@
 // Aggregates over the telemetry database for `GET /v1/stats` and `momentkv stats`: per (model,
 // policy, alpha, decode budget) over a time window, requests, tokens, decode tokens/s and time to
-// first token (p50, p95), eviction rate, the share of requests whose context was altered, and the
-// fidelity probes of the configurations requests ran with. Also the raw rows `momentkv tune` reads.
+// first token (p50, p95), peak KV bytes (p95, max), eviction rate, the share of requests whose
+// context was altered, and the fidelity probes of the configurations requests ran with. Also the
+// raw rows `momentkv tune` reads.
 #pragma once
 
 #include <cstdint>
@@ -28,8 +29,9 @@ struct StatsGroup {
   int64_t prompt_tokens = 0, generated_tokens = 0, evicted = 0;
   double tokens_per_s_p50 = 0, tokens_per_s_p95 = 0;
   double ttft_ms_p50 = 0, ttft_ms_p95 = 0;
-  double eviction_rate = 0;          // evicted / generated tokens
-  double context_altered_share = 0;  // requests whose cache dropped something
+  double peak_kv_bytes_p95 = 0, peak_kv_bytes_max = 0;  // KV bytes ever occupied at once
+  double eviction_rate = 0;                             // evicted / generated tokens
+  double context_altered_share = 0;                     // requests whose cache dropped something
   int64_t probes = 0;
   double probe_kl_mean = 0, probe_agreement_mean = 0;
 };

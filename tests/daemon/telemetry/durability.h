@@ -10,8 +10,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <thread>
@@ -82,6 +85,18 @@ inline DurabilityResult run_kill9_trials(const std::string& path, int trials, ui
     result.lost += acked - present;
   }
   return result;
+}
+
+// Runs the trials on a fresh database, prints the figures and checks them.
+inline void expect_no_acknowledged_loss(const std::string& path, int trials, uint32_t seed) {
+  const auto r = run_kill9_trials(path, trials, seed);
+  std::printf("kill -9: %d trials, %lld acknowledged records, %lld lost, %d integrity failures\n",
+              r.trials, static_cast<long long>(r.acknowledged), static_cast<long long>(r.lost),
+              r.integrity_failures);
+  EXPECT_EQ(r.trials, trials);
+  EXPECT_GT(r.acknowledged, trials);
+  EXPECT_EQ(r.lost, 0);
+  EXPECT_EQ(r.integrity_failures, 0);
 }
 
 }  // namespace momentkv::telemetry::test

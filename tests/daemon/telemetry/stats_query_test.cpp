@@ -45,6 +45,7 @@ TEST(StatsQuery, GroupsByModelPolicyAlphaBudgetWithinTheWindow) {
     r.decode_budget = budget;
     r.generated_tokens = generated;
     r.evicted = evicted;
+    r.peak_kv_bytes = generated * 100;
     r.context_altered = evicted > 0;
     r.decode_tokens_per_s = 50;
     r.finish_reason = finish;
@@ -70,6 +71,8 @@ TEST(StatsQuery, GroupsByModelPolicyAlphaBudgetWithinTheWindow) {
   EXPECT_EQ(m.generated_tokens, 210);
   EXPECT_DOUBLE_EQ(m.eviction_rate, 136.0 / 210.0);
   EXPECT_DOUBLE_EQ(m.context_altered_share, 1.0 / 3.0);
+  EXPECT_DOUBLE_EQ(m.peak_kv_bytes_max, 20000);  // the error's 0 bytes are not counted
+  EXPECT_DOUBLE_EQ(m.peak_kv_bytes_p95, 20000);
   // The JSON round trip keeps every figure.
   const StatsReport back = stats_from_json(stats_json(r));
   ASSERT_EQ(back.groups.size(), 2u);
