@@ -209,22 +209,25 @@ std::string stats_table(const StatsReport& report) {
   std::string out;
   char line[512];
   std::snprintf(line, sizeof line,
-                "%-20s %-9s %5s %6s %7s %9s %8s %8s %9s %9s %9s %7s %7s %6s %7s\n", "model",
+                "%-20s %-9s %5s %6s %7s %9s %8s %8s %9s %9s %9s %7s %7s %6s %7s %8s\n", "model",
                 "policy", "alpha", "budget", "reqs", "gen_tok", "tok/s50", "tok/s95", "ttft50ms",
-                "ttft95ms", "kv95MiB", "evict", "altered", "probes", "agree");
+                "ttft95ms", "kv95MiB", "evict", "altered", "probes", "agree", "kl");
   out += line;
   for (const StatsGroup& g : report.groups) {
     const std::string model = g.model.size() > 20 ? g.model.substr(0, 17) + "..." : g.model;
-    char agree[16] = "-";
-    if (g.probes > 0) std::snprintf(agree, sizeof agree, "%.3f", g.probe_agreement_mean);
+    char agree[16] = "-", kl[16] = "-";
+    if (g.probes > 0) {
+      std::snprintf(agree, sizeof agree, "%.3f", g.probe_agreement_mean);
+      std::snprintf(kl, sizeof kl, "%.4f", g.probe_kl_mean);
+    }
     std::snprintf(line, sizeof line,
                   "%-20s %-9s %5.2f %6d %7lld %9lld %8.1f %8.1f %9.1f %9.1f %9.2f %6.1f%% %6.1f%% "
-                  "%6lld %7s\n",
+                  "%6lld %7s %8s\n",
                   model.c_str(), g.policy.c_str(), g.alpha, g.decode_budget,
                   static_cast<long long>(g.requests), static_cast<long long>(g.generated_tokens),
                   g.tokens_per_s_p50, g.tokens_per_s_p95, g.ttft_ms_p50, g.ttft_ms_p95,
                   g.peak_kv_bytes_p95 / (1024.0 * 1024.0), 100.0 * g.eviction_rate,
-                  100.0 * g.context_altered_share, static_cast<long long>(g.probes), agree);
+                  100.0 * g.context_altered_share, static_cast<long long>(g.probes), agree, kl);
     out += line;
   }
   if (report.groups.empty()) out += "(no requests in this window)\n";
