@@ -38,17 +38,7 @@ Engine::Engine(const Model& model, Backend& backend, EngineOptions options)
           with_chunk(options.kv, options.n_batch)) {
   const ModelConfig& c = model.config();
   options_.n_batch = std::clamp(options_.n_batch, 1, 4096);
-  const int64_t b = options_.n_batch;
-  x_.resize(sz(b, c.n_embd));
-  xn_.resize(sz(b, std::max(c.n_embd, c.n_embd_q())));
-  q_.resize(sz(b, c.n_embd_q()));
-  k_.resize(sz(b, c.n_embd_kv()));
-  v_.resize(sz(b, c.n_embd_kv()));
-  attn_.resize(sz(b, c.n_embd_q()));
-  gate_.resize(sz(b, c.n_ff));
-  up_.resize(sz(b, c.n_ff));
-  rope_cs_.resize(sz(b, 2 * rope_.n_pairs()));
-  positions_.resize(static_cast<size_t>(b));
+  scratch_.resize(c, rope_.n_pairs(), options_.n_batch);
   logits_.reserve(static_cast<size_t>(c.n_vocab));
   if (options_.probe_attention) {
     kv_.enable_attention_stats();
@@ -62,11 +52,7 @@ void Engine::reset() {
 }
 
 uint64_t Engine::state_bytes() const {
-  uint64_t s = kv_.storage().bytes();
-  for (const auto* v : {&x_, &xn_, &q_, &k_, &v_, &attn_, &gate_, &up_, &rope_cs_, &logits_}) {
-    s += v->capacity() * sizeof(float);
-  }
-  return s;
+  return kv_.storage().bytes() + scratch_.bytes() + logits_.capacity() * sizeof(float);
 }
 
 bool Engine::can_eval(int32_t n, Region region) const {
@@ -127,89 +113,109 @@ void Engine::record_probe(int32_t layer, int32_t n_queries) {
 
 void Engine::forward(const int32_t* tokens, int32_t n, bool all_logits, float* logits,
                      Region region) {
-  const ModelConfig& c = model_.config();
+  const Segment one{this, 0, n, region};
+  forward_segments(model_, backend_, options_.precision, scratch_, tokens, {&one, 1}, all_logits,
+                   logits);
+}
+
+void Engine::forward_segments(const Model& model, Backend& backend, MatmulPrecision prec,
+                              ForwardScratch& s, const int32_t* tokens,
+                              std::span<const Segment> segments, bool all_rows, float* logits) {
+  const ModelConfig& c = model.config();
   const int32_t hd = c.head_dim;
-  const int32_t n_cs = 2 * rope_.n_pairs();
-  for (int32_t i = 0; i < n; ++i) {
-    positions_[static_cast<size_t>(i)] = n_past_ + i;
-    rope_.angles(n_past_ + i, rope_cs_.data() + sz(i, n_cs));
+  const Segment& last = segments.back();
+  const int32_t n = last.first + last.n;
+  const int32_t n_cs = 2 * segments.front().engine->rope_.n_pairs();
+  for (const Segment& g : segments) {
+    for (int32_t i = 0; i < g.n; ++i) {
+      const int32_t row = g.first + i;
+      s.positions[static_cast<size_t>(row)] = g.engine->n_past_ + i;
+      g.engine->rope_.angles(g.engine->n_past_ + i, s.rope_cs.data() + sz(row, n_cs));
+    }
+    g.engine->kv_.append(s.positions.data() + g.first, g.n, g.region);
   }
-  backend_.get_rows(model_.token_embd(), tokens, n, x_.data());
-  kv_.append(positions_.data(), n, region);
-  const bool decode_step = region == Region::kDecode;
-  const MatmulPrecision prec = options_.precision;
+  backend.get_rows(model.token_embd(), tokens, n, s.x.data());
 
   AttentionArgs attn;
-  attn.n_tokens = n;
   attn.n_head = c.n_head;
   attn.n_head_kv = c.n_head_kv;
   attn.head_dim = hd;
   attn.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  attn.q = q_.data();
-  attn.q_pos = positions_.data();
-  attn.out = attn_.data();
-  attn.kv = &kv_.storage();
-  attn.attn_stride = kv_.stats_stride();
 
   for (int32_t l = 0; l < c.n_layer; ++l) {
-    const LayerWeights& w = model_.layer(l);
+    const LayerWeights& w = model.layer(l);
     for (int32_t i = 0; i < n; ++i) {
-      ops::rms_norm(x_.data() + sz(i, c.n_embd), w.attn_norm.data(), c.n_embd, c.rms_eps,
-                    xn_.data() + sz(i, c.n_embd));
+      ops::rms_norm(s.x.data() + sz(i, c.n_embd), w.attn_norm.data(), c.n_embd, c.rms_eps,
+                    s.xn.data() + sz(i, c.n_embd));
     }
-    backend_.matmul(w.wq, xn_.data(), n, q_.data(), prec);
-    backend_.matmul(w.wk, xn_.data(), n, k_.data(), prec);
-    backend_.matmul(w.wv, xn_.data(), n, v_.data(), prec);
-    for (int32_t i = 0; i < n; ++i) {
-      float* q = q_.data() + sz(i, c.n_embd_q());
-      float* k = k_.data() + sz(i, c.n_embd_kv());
-      float* v = v_.data() + sz(i, c.n_embd_kv());
-      if (c.qkv_bias) {
-        for (int32_t j = 0; j < c.n_embd_q(); ++j) q[j] += w.bq[static_cast<size_t>(j)];
-        for (int32_t j = 0; j < c.n_embd_kv(); ++j) k[j] += w.bk[static_cast<size_t>(j)];
-        for (int32_t j = 0; j < c.n_embd_kv(); ++j) v[j] += w.bv[static_cast<size_t>(j)];
+    backend.matmul(w.wq, s.xn.data(), n, s.q.data(), prec);
+    backend.matmul(w.wk, s.xn.data(), n, s.k.data(), prec);
+    backend.matmul(w.wv, s.xn.data(), n, s.v.data(), prec);
+    for (const Segment& g : segments) {
+      Engine& e = *g.engine;
+      for (int32_t i = 0; i < g.n; ++i) {
+        const int32_t row = g.first + i;
+        float* q = s.q.data() + sz(row, c.n_embd_q());
+        float* k = s.k.data() + sz(row, c.n_embd_kv());
+        float* v = s.v.data() + sz(row, c.n_embd_kv());
+        if (c.qkv_bias) {
+          for (int32_t j = 0; j < c.n_embd_q(); ++j) q[j] += w.bq[static_cast<size_t>(j)];
+          for (int32_t j = 0; j < c.n_embd_kv(); ++j) k[j] += w.bk[static_cast<size_t>(j)];
+          for (int32_t j = 0; j < c.n_embd_kv(); ++j) v[j] += w.bv[static_cast<size_t>(j)];
+        }
+        const float* cs = s.rope_cs.data() + sz(row, n_cs);
+        for (int32_t h = 0; h < c.n_head; ++h) e.rope_.apply(q + sz(h, hd), cs);
+        for (int32_t h = 0; h < c.n_head_kv; ++h) {
+          e.rope_.apply(k + sz(h, hd), cs);
+          e.kv_.storage().write(KvCache::lane_index(l, h, c.n_head_kv),
+                                e.kv_.appended_slot(l, h, i), k + sz(h, hd), v + sz(h, hd));
+        }
       }
-      const float* cs = rope_cs_.data() + sz(i, n_cs);
-      for (int32_t h = 0; h < c.n_head; ++h) rope_.apply(q + sz(h, hd), cs);
-      for (int32_t h = 0; h < c.n_head_kv; ++h) {
-        rope_.apply(k + sz(h, hd), cs);
-        kv_.storage().write(KvCache::lane_index(l, h, c.n_head_kv), kv_.appended_slot(l, h, i),
-                            k + sz(h, hd), v + sz(h, hd));
-      }
+      const bool decode_step = g.region == Region::kDecode;
+      attn.n_tokens = g.n;
+      attn.q = s.q.data() + sz(g.first, c.n_embd_q());
+      attn.q_pos = s.positions.data() + g.first;
+      attn.out = s.attn.data() + sz(g.first, c.n_embd_q());
+      attn.kv = &e.kv_.storage();
+      attn.attn_stride = e.kv_.stats_stride();
+      attn.layer = l;
+      attn.lanes = &e.kv_.cells(l, 0);
+      attn.observe_from = 0;
+      attn.attn_sum = decode_step ? e.kv_.begin_layer_stats(l, true)
+                                  : e.kv_.begin_prefill_stats(l, g.n, &attn.observe_from);
+      backend.attention(attn);
+      if (e.options_.probe_attention && decode_step && attn.attn_sum) e.record_probe(l, g.n);
+      e.kv_.after_attention(l, c.n_head / c.n_head_kv, g.n, decode_step);
     }
-    attn.layer = l;
-    attn.lanes = &kv_.cells(l, 0);
-    attn.observe_from = 0;
-    attn.attn_sum = decode_step ? kv_.begin_layer_stats(l, true)
-                                : kv_.begin_prefill_stats(l, n, &attn.observe_from);
-    backend_.attention(attn);
-    if (options_.probe_attention && decode_step && attn.attn_sum) record_probe(l, n);
-    kv_.after_attention(l, c.n_head / c.n_head_kv, n, decode_step);
 
-    backend_.matmul(w.wo, attn_.data(), n, xn_.data(), prec);
-    for (size_t j = 0; j < sz(n, c.n_embd); ++j) x_[j] += xn_[j];
+    backend.matmul(w.wo, s.attn.data(), n, s.xn.data(), prec);
+    for (size_t j = 0; j < sz(n, c.n_embd); ++j) s.x[j] += s.xn[j];
 
     for (int32_t i = 0; i < n; ++i) {
-      ops::rms_norm(x_.data() + sz(i, c.n_embd), w.ffn_norm.data(), c.n_embd, c.rms_eps,
-                    xn_.data() + sz(i, c.n_embd));
+      ops::rms_norm(s.x.data() + sz(i, c.n_embd), w.ffn_norm.data(), c.n_embd, c.rms_eps,
+                    s.xn.data() + sz(i, c.n_embd));
     }
-    backend_.matmul(w.w_gate, xn_.data(), n, gate_.data(), prec);
-    backend_.matmul(w.w_up, xn_.data(), n, up_.data(), prec);
-    ops::silu_mul(gate_.data(), up_.data(), static_cast<int64_t>(sz(n, c.n_ff)));
-    backend_.matmul(w.w_down, gate_.data(), n, xn_.data(), prec);
-    for (size_t j = 0; j < sz(n, c.n_embd); ++j) x_[j] += xn_[j];
+    backend.matmul(w.w_gate, s.xn.data(), n, s.gate.data(), prec);
+    backend.matmul(w.w_up, s.xn.data(), n, s.up.data(), prec);
+    ops::silu_mul(s.gate.data(), s.up.data(), static_cast<int64_t>(sz(n, c.n_ff)));
+    backend.matmul(w.w_down, s.gate.data(), n, s.xn.data(), prec);
+    for (size_t j = 0; j < sz(n, c.n_embd); ++j) s.x[j] += s.xn[j];
   }
-  n_past_ += n;
-  if (check_invariants_) kv_.check_invariants();
+  for (const Segment& g : segments) {
+    g.engine->n_past_ += g.n;
+    if (g.engine->check_invariants_) g.engine->kv_.check_invariants();
+  }
 
   if (!logits) return;
-  const int32_t first = all_logits ? 0 : n - 1;
-  const int32_t rows = n - first;
-  for (int32_t i = first; i < n; ++i) {
-    ops::rms_norm(x_.data() + sz(i, c.n_embd), model_.output_norm().data(), c.n_embd, c.rms_eps,
-                  xn_.data() + sz(i - first, c.n_embd));
+  // The rows that get logits: all, or the last of each segment.
+  int32_t rows = 0;
+  for (const Segment& g : segments) {
+    for (int32_t i = all_rows ? 0 : g.n - 1; i < g.n; ++i, ++rows) {
+      ops::rms_norm(s.x.data() + sz(g.first + i, c.n_embd), model.output_norm().data(), c.n_embd,
+                    c.rms_eps, s.xn.data() + sz(rows, c.n_embd));
+    }
   }
-  backend_.matmul(model_.output(), xn_.data(), rows, logits, options_.precision);
+  backend.matmul(model.output(), s.xn.data(), rows, logits, prec);
 }
 
 }  // namespace momentkv

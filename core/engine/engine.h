@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/engine/backend.h"
+#include "core/engine/forward_scratch.h"
 #include "core/kv/kv_cache.h"
 #include "core/kv/kv_config.h"
 #include "core/model/model.h"
@@ -74,6 +75,20 @@ class Engine {
   uint64_t state_bytes() const;
 
  private:
+  friend class BatchDecoder;
+  // Rows [first, first + n) of a forward pass belong to one engine.
+  struct Segment {
+    Engine* engine;
+    int32_t first, n;
+    Region region;
+  };
+  // One pass over the weights for the rows of every segment (same model, backend and precision):
+  // the matrix products run on all rows at once; RoPE, the KV cache, attention and eviction are
+  // each segment's own. Logits go to `logits` for every row (all_rows) or for the last row of each
+  // segment, in order; none when it is null.
+  static void forward_segments(const Model& model, Backend& backend, MatmulPrecision precision,
+                               ForwardScratch& s, const int32_t* tokens,
+                               std::span<const Segment> segments, bool all_rows, float* logits);
   void forward(const int32_t* tokens, int32_t n, bool all_logits, float* logits, Region region);
   void record_probe(int32_t layer, int32_t n_queries);
 
@@ -86,9 +101,8 @@ class Engine {
   KvCache kv_;
   int32_t n_past_ = 0;
   bool check_invariants_ = false;
-  // Scratch, sized for n_batch tokens.
-  std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, rope_cs_, scores_, logits_;
-  std::vector<int32_t> positions_;
+  ForwardScratch scratch_;  // sized for n_batch tokens
+  std::vector<float> logits_;
   std::vector<AttentionProbe> probes_;  // [n_layer] when probing
 };
 

@@ -57,7 +57,28 @@ void GenerationSession::cancel() {
 }
 
 std::string GenerationSession::step() {
-  check(prefilled_ && !done_, "GenerationSession::step before prefill or after the end");
+  std::string out = sample();
+  if (needs_feed_) feed();
+  return out;
+}
+
+void GenerationSession::feed() {
+  check(needs_feed_, "GenerationSession::feed without a sampled token");
+  const int32_t one[1] = {pending_};
+  logits_ = engine_.eval(one, false, Region::kDecode);
+  needs_feed_ = false;
+}
+
+void GenerationSession::fed(std::span<const float> logits) {
+  check(needs_feed_ && logits.size() == static_cast<size_t>(engine_.n_vocab()),
+        "GenerationSession::fed without a sampled token or with logits of another size");
+  logits_ = logits;
+  needs_feed_ = false;
+}
+
+std::string GenerationSession::sample() {
+  check(prefilled_ && !done_ && !needs_feed_,
+        "GenerationSession::sample before prefill, after the end or before the last token was fed");
   const int32_t id = sampler_.sample(logits_);
   if (r_.ids.empty()) {
     r_.timings.prompt_ms = ms_since(t0_);
@@ -87,8 +108,8 @@ std::string GenerationSession::step() {
   } else if (!engine_.can_eval(1, Region::kDecode)) {
     finish("length");  // context or KV budget full
   } else {
-    const int32_t one[1] = {id};
-    logits_ = engine_.eval(one, false, Region::kDecode);
+    pending_ = id;
+    needs_feed_ = true;
   }
   return out;
 }

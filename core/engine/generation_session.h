@@ -26,8 +26,18 @@ class GenerationSession {
   // Processes the prompt. Precondition: not done().
   void prefill();
   // Samples the next token and feeds it to the model; returns the newly safe text (may be
-  // empty). Precondition: prefilled and not done().
+  // empty). Precondition: prefilled and not done(). Equals sample() followed by feed().
   std::string step();
+  // Samples the next token and decides whether the generation goes on; returns the newly safe
+  // text. When it goes on, needs_feed() is true and pending_token() must be fed before the next
+  // sample(): by feed() alone, or with other sequences through a BatchDecoder and then fed().
+  std::string sample();
+  bool needs_feed() const { return needs_feed_; }
+  int32_t pending_token() const { return pending_; }
+  void feed();
+  // The logits the batched pass computed for pending_token() (valid until the next sample()).
+  void fed(std::span<const float> logits);
+  Engine& engine() { return engine_; }
   // Ends the generation with finish reason "cancelled".
   void cancel();
   bool prefilled() const { return prefilled_; }
@@ -50,6 +60,8 @@ class GenerationSession {
   size_t shown_ = 0;
   bool prefilled_ = false;
   bool done_ = false;
+  bool needs_feed_ = false;
+  int32_t pending_ = -1;
   std::chrono::steady_clock::time_point t0_, t_decode_;
 };
 
