@@ -47,6 +47,7 @@ struct DaemonConfig {
   int32_t idle_timeout_ms = 60000;
   uint64_t output_buffer_bytes = 1 << 20;
   int32_t queue_length = 16;
+  int32_t decode_batch = 8;   // concurrent generations decoded in one pass over the weights
   int32_t max_tokens = 4096;  // largest max_tokens a request may ask for
   int32_t default_max_tokens = 256;
   int32_t shutdown_deadline_ms = 10000;

@@ -275,6 +275,7 @@ int main(int argc, char** argv) {
   so.limits.default_max_tokens = cfg.default_max_tokens;
   so.limits.max_prompt_bytes = cfg.max_body_bytes;
   so.queue_length = cfg.queue_length;
+  so.decode_batch = cfg.decode_batch;
   so.n_threads = backend.n_threads();
   so.telemetry = &recorder;
   so.layer_stats_rate = cfg.telemetry.layer_stats_rate;

@@ -27,6 +27,7 @@ struct Scheduler::Job {
   ipc::PeerCredentials peer;
   bool streaming = false;
   bool reserved = false;
+  bool finished = false;  // ended while its token was being fed
 };
 
 Scheduler::Scheduler(Served served, Backend& backend, MemoryBudget& budget,
@@ -35,9 +36,11 @@ Scheduler::Scheduler(Served served, Backend& backend, MemoryBudget& budget,
       backend_(backend),
       budget_(budget),
       options_(std::move(options)),
-      job_capacity_(budget.available()),
       probes_(backend, budget, options_.probe, options_.n_threads, options_.telemetry),
-      rng_(std::random_device{}()) {}
+      rng_(std::random_device{}()) {
+  reserve_decoder(*served_.model);
+  job_capacity_ = budget.available();
+}
 
 Scheduler::Served Scheduler::served() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -82,6 +85,7 @@ std::optional<ApiError> Scheduler::size_job(Job& job) {
 
 Scheduler::~Scheduler() {
   shutdown(std::chrono::milliseconds(0));
+  if (decoder_bytes_) budget_.release(decoder_bytes_);
 }
 
 void Scheduler::start() {
@@ -280,7 +284,7 @@ bool Scheduler::advance(Job& job) {
       }
       if (!job.session->done()) job.session->prefill();
     } else if (!job.session->done()) {
-      const std::string text = job.session->step();
+      const std::string text = job.session->sample();
       const auto now = Clock::now();
       if (job.ttft_ms < 0) {
         job.ttft_ms = std::chrono::duration<double, std::milli>(now - job.submitted).count();
@@ -311,6 +315,69 @@ bool Scheduler::advance(Job& job) {
   }
 }
 
+void Scheduler::reserve_decoder(const Model& model) {
+  if (decoder_bytes_) budget_.release(decoder_bytes_);
+  decoder_.reset();
+  decoder_bytes_ = 0;
+  decoder_model_ = nullptr;
+  if (options_.decode_batch < 2) return;
+  const uint64_t bytes = BatchDecoder::bytes_needed(model, options_.decode_batch);
+  if (budget_.try_reserve(bytes, "the batch decoder")) return;  // feed one by one
+  decoder_bytes_ = bytes;
+  decoder_model_ = &model;
+}
+
+void Scheduler::feed_sampled() {
+  std::vector<Job*> waiting;
+  for (auto& j : active_) {
+    if (j->session && j->session->needs_feed()) waiting.push_back(j.get());
+  }
+  if (waiting.size() >= 2 && decoder_model_) {
+    if (!decoder_) {
+      decoder_ = std::make_unique<BatchDecoder>(*decoder_model_, backend_,
+                                                options_.engine.precision, options_.decode_batch);
+    }
+    std::vector<Job*> batch;
+    std::vector<Engine*> engines;
+    std::vector<int32_t> tokens;
+    const auto nv = static_cast<size_t>(decoder_model_->config().n_vocab);
+    auto flush = [&] {
+      if (batch.size() >= 2) {
+        try {
+          const auto logits = decoder_->decode(engines, tokens);
+          for (size_t i = 0; i < batch.size(); ++i) {
+            batch[i]->session->fed(logits.subspan(i * nv, nv));
+          }
+        } catch (const std::exception&) {
+          // Nothing was fed: each goes alone below, where its own error is reported.
+        }
+      }
+      batch.clear();
+      engines.clear();
+      tokens.clear();
+    };
+    for (Job* j : waiting) {
+      if (j->served.model.get() != decoder_model_) continue;
+      batch.push_back(j);
+      engines.push_back(j->engine.get());
+      tokens.push_back(j->session->pending_token());
+      if (static_cast<int32_t>(batch.size()) == options_.decode_batch) flush();
+    }
+    flush();
+  }
+  for (Job* j : waiting) {
+    if (!j->session->needs_feed()) continue;
+    try {
+      j->session->feed();
+    } catch (const std::exception& e) {
+      const ApiError err{500, "generation_failed", e.what()};
+      finish(*j, &err);
+      j->finished = true;
+    }
+  }
+  active_.remove_if([](const std::unique_ptr<Job>& j) { return j->finished; });
+}
+
 void Scheduler::run() {
   while (true) {
     bool idle = false;
@@ -335,6 +402,7 @@ void Scheduler::run() {
         pending_.reset();
         budget_.release(pending_release_);
         pending_release_ = 0;
+        reserve_decoder(*served_.model);
         for (auto it = queue_.begin(); it != queue_.end();) {
           if (auto err = size_job(**it)) {
             finish(**it, &*err);
@@ -370,7 +438,7 @@ void Scheduler::run() {
       probes_.step();  // idle: one forward pass of the probe
       continue;
     }
-    // One unit of work per active generation, in turn.
+    // One unit of work per active generation, in turn; then the sampled tokens are fed together.
     for (auto it = active_.begin(); it != active_.end();) {
       if (advance(**it)) {
         it = active_.erase(it);
@@ -378,6 +446,7 @@ void Scheduler::run() {
         ++it;
       }
     }
+    feed_sampled();
     stats_.active = static_cast<int64_t>(active_.size());
   }
   probes_.stop();

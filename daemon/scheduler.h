@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "core/engine/backend.h"
+#include "core/engine/batch_decoder.h"
 #include "core/engine/engine.h"
 #include "core/engine/generation_session.h"
 #include "core/engine/memory_budget.h"
@@ -33,6 +34,7 @@ struct SchedulerOptions {
   KvConfig kv;           // the operator's default compression
   ApiLimits limits;
   int32_t queue_length = 16;  // requests waiting for memory
+  int32_t decode_batch = 8;   // generations decoded together in one pass over the weights
   int n_threads = 1;
   telemetry::Telemetry* telemetry = nullptr;  // where finished requests are recorded (optional)
   double layer_stats_rate = 0.0;              // share of requests with per-layer statistics
@@ -90,7 +92,15 @@ class Scheduler {
  private:
   struct Job;
   void run();
-  bool advance(Job& job);  // one unit of work; true when the job is finished
+  // One unit of work: start and prefill, or sample the next token (which is fed afterwards by
+  // feed_sampled()); true when the job is finished.
+  bool advance(Job& job);
+  // Feeds the tokens the active jobs sampled: together through the batch decoder (one pass over
+  // the weights), a job of another model or a lone one by itself. Finishes jobs that fail.
+  void feed_sampled();
+  // Reserves the batch decoder's scratch for `model` against the budget (none when it does not
+  // fit: generations are then fed one by one).
+  void reserve_decoder(const Model& model);
   void finish(Job& job, const ApiError* error);
   // Sends the request's telemetry row; offers it for a fidelity probe.
   void record(Job& job, const ApiError* error);
@@ -103,7 +113,7 @@ class Scheduler {
   Backend& backend_;
   MemoryBudget& budget_;
   SchedulerOptions options_;
-  uint64_t job_capacity_;  // budget left for generations once the weights are counted
+  uint64_t job_capacity_ = 0;  // budget left for generations once the weights are counted
   SchedulerStats stats_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -114,7 +124,10 @@ class Scheduler {
   bool cancel_all_ = false;
   std::atomic<uint64_t> heartbeat_{0};
   uint64_t next_id_ = 1;
-  ProbeRunner probes_;  // worker thread only
+  ProbeRunner probes_;                     // worker thread only
+  std::unique_ptr<BatchDecoder> decoder_;  // worker thread only (created for served_'s model)
+  const Model* decoder_model_ = nullptr;   // the model decoder_bytes_ are reserved for
+  uint64_t decoder_bytes_ = 0;
   std::mt19937_64 rng_;
   std::thread worker_;
 };

@@ -7,9 +7,11 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "core/engine/batch_decoder.h"
 #include "tools/commands.h"
 #include "tools/memory_bandwidth.h"
 #include "tools/model_options.h"
@@ -152,6 +154,19 @@ int cmd_bench(int argc, char** argv) {
         [&](const std::string& v) { bw_bytes = ArgParser::to_bytes("--bw-buffer", v); });
   p.add_switch({"--markdown"}, "also print the figures as markdown table rows (docs/results.md)",
                [&] { markdown = true; });
+  std::vector<int32_t> batches;
+  p.add({"--batch"}, "B[,B...]",
+        "also decode B sequences together (BatchDecoder, one pass over the weights per step) and "
+        "report their aggregate tokens/s",
+        [&](const std::string& v) {
+          size_t at = 0;
+          while (at <= v.size()) {
+            const size_t end = std::min(v.find(',', at), v.size());
+            batches.push_back(
+                static_cast<int32_t>(ArgParser::to_int("--batch", v.substr(at, end - at), 1, 64)));
+            at = end + 1;
+          }
+        });
   if (!p.parse(argc, argv)) return 0;
   if (n_prompt + n_gen == 0) throw UsageError("nothing to measure: -p and -n are both 0");
 
@@ -230,6 +245,42 @@ int cmd_bench(int argc, char** argv) {
     }
   }
 
+  // Batched decode: B sequences from empty contexts, n_gen steps of one token each.
+  std::vector<Figure> batched;
+  if (n_gen > 0) {
+    for (const int32_t b : batches) {
+      EngineOptions bo = eo;
+      bo.n_batch = 1;
+      std::vector<std::unique_ptr<Engine>> seqs;
+      std::vector<Engine*> ptrs;
+      for (int32_t i = 0; i < b; ++i) {
+        seqs.push_back(std::make_unique<Engine>(*model, backend, bo));
+        ptrs.push_back(seqs.back().get());
+      }
+      BatchDecoder decoder(*model, backend, bo.precision, b);
+      Figure f{"tg" + std::to_string(n_gen) + "x" + std::to_string(b), n_gen * b, n_gen,
+               traffic.per_pass(b), {}};
+      std::vector<int32_t> tokens(static_cast<size_t>(b));
+      for (int rep = -1; rep < reps; ++rep) {
+        for (auto& e : seqs) e->reset();
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int64_t t = 0; t < n_gen; ++t) {
+          for (int32_t i = 0; i < b; ++i) {
+            tokens[static_cast<size_t>(i)] = gen[static_cast<size_t>((t + i) % n_gen)];
+          }
+          if (b == 1) {
+            seqs[0]->eval(std::span<const int32_t>(tokens.data(), 1), false, Region::kDecode);
+          } else {
+            decoder.decode(ptrs, tokens);
+          }
+        }
+        const double s = seconds_since(t0);
+        if (rep >= 0) f.tokens_per_s.push_back(static_cast<double>(n_gen * b) / s);
+      }
+      batched.push_back(std::move(f));
+    }
+  }
+
   const ReadBandwidth bw_after = measure_read_bandwidth(backend.pool(), bw_bytes);
   bw.mean_gb_per_s = (bw.mean_gb_per_s + bw_after.mean_gb_per_s) / 2;
   bw.gb_per_s = std::max(bw.gb_per_s, bw_after.gb_per_s);
@@ -243,6 +294,7 @@ int cmd_bench(int argc, char** argv) {
   std::vector<const Figure*> figures;
   if (n_prompt > 0) figures.push_back(&pp);
   if (n_gen > 0) figures.push_back(&tg);
+  for (const Figure& f : batched) figures.push_back(&f);
   std::printf("\n%-8s | %10s | %10s | %9s | %11s | %17s | %10s\n", "test", "tokens/s", "mean t/s",
               "ms/token", "weight GB/s", "machine read GB/s", "% of limit");
   std::printf(
@@ -256,6 +308,11 @@ int cmd_bench(int argc, char** argv) {
   std::printf(
       "(best of %d after one warm-up; weight GB/s = weight bytes read per pass x passes/s)\n",
       reps);
+  for (const Figure& f : batched) {
+    std::printf("%s: %d sequences decoded together: %.2f tokens/s aggregate, %.2fx %s\n",
+                f.test.c_str(), static_cast<int>(f.n_tokens / std::max<int64_t>(n_gen, 1)),
+                f.best(), f.best() / tg.best(), tg.test.c_str());
+  }
   const bool fits_in_cache = traffic.per_pass(1) <= last_level_cache_bytes();
   if (fits_in_cache) {
     std::printf(

@@ -33,27 +33,28 @@ uint64_t BatchDecoder::bytes_needed(const Model& model, int32_t max_batch) {
 std::span<const float> BatchDecoder::decode(std::span<Engine* const> engines,
                                             std::span<const int32_t> tokens) {
   const auto n = static_cast<int32_t>(engines.size());
-  check(n > 0 && n <= max_batch_, "BatchDecoder: " + std::to_string(n) +
-                                      " sequences, at most " + std::to_string(max_batch_));
+  check(n > 0 && n <= max_batch_,
+        "BatchDecoder: " + std::to_string(n) + " sequences, at most " + std::to_string(max_batch_));
   check(tokens.size() == engines.size(), "BatchDecoder: one token per sequence");
   segments_.clear();
   for (int32_t i = 0; i < n; ++i) {
     Engine* e = engines[static_cast<size_t>(i)];
     const int32_t t = tokens[static_cast<size_t>(i)];
-    check(&e->model() == &model_ && &e->backend_ == &backend_ &&
-              e->options_.precision == precision_,
-          "BatchDecoder: an engine of another model, backend or precision");
-    check(e->can_eval(1, Region::kDecode), "BatchDecoder: a sequence whose context or cache is full");
+    check(
+        &e->model() == &model_ && &e->backend_ == &backend_ && e->options_.precision == precision_,
+        "BatchDecoder: an engine of another model, backend or precision");
+    check(e->can_eval(1, Region::kDecode),
+          "BatchDecoder: a sequence whose context or cache is full");
     check(t >= 0 && t < e->n_vocab(), "token id " + std::to_string(t) + " is out of range");
     for (int32_t j = 0; j < i; ++j) {
       check(engines[static_cast<size_t>(j)] != e, "BatchDecoder: an engine appears twice");
     }
     segments_.push_back(Engine::Segment{e, i, 1, Region::kDecode});
   }
-  Engine::forward_segments(model_, backend_, precision_, scratch_, tokens.data(), segments_,
-                           false, logits_.data());
-  return std::span<const float>(logits_.data(),
-                                static_cast<size_t>(n) * static_cast<size_t>(model_.config().n_vocab));
+  Engine::forward_segments(model_, backend_, precision_, scratch_, tokens.data(), segments_, false,
+                           logits_.data());
+  return std::span<const float>(
+      logits_.data(), static_cast<size_t>(n) * static_cast<size_t>(model_.config().n_vocab));
 }
 
 }  // namespace momentkv

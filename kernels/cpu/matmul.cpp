@@ -21,8 +21,9 @@ namespace momentkv::kernels {
 
 namespace {
 
-constexpr int64_t kTileBytes = 32 * 1024;  // weights per tile: a comfortable fit in L1/L2
-constexpr int64_t kDecodeChunkRows = 64;   // rows per chunk for one token (~70 KB of Q4_0 at 2048)
+constexpr int64_t kTileBytes = 32 * 1024;   // weights per tile: a comfortable fit in L1/L2
+constexpr int64_t kDecodeChunkRows = 64;    // rows per chunk for one token (~70 KB of Q4_0 at 2048)
+constexpr int64_t kInlineQuantizeRows = 8;  // activation rows quantized on the calling thread
 
 uint64_t checked_row_bytes(GgmlType t, int64_t n) {
   const auto bytes = row_bytes(t, static_cast<uint64_t>(n));
@@ -113,8 +114,9 @@ void matmul(ThreadPool& pool, GgmlType w_type, const void* w, int64_t n_in, int6
   const size_t act_bytes = static_cast<size_t>(act_stride * static_cast<uint64_t>(n_tokens));
   if (scratch.size() < act_bytes) scratch.resize(act_bytes);
   std::byte* act = scratch.data();
-  if (n_tokens == 1) {
-    k.quantize_act(x, act, n_in);  // one row: not worth waking the pool (decode's hot path)
+  if (n_tokens <= kInlineQuantizeRows) {
+    // A few rows (decode, batched decode): not worth waking the pool.
+    for (int64_t t = 0; t < n_tokens; ++t) k.quantize_act(x + t * n_in, act + t * act_stride, n_in);
   } else {
     pool.parallel_for(n_tokens, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t)

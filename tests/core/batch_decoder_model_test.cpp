@@ -45,8 +45,7 @@ std::vector<std::vector<int32_t>> solo(const Model& m, const Tokenizer& tok, Bac
 }
 
 // Batched: every live sequence samples, then one BatchDecoder pass feeds them all.
-Run batched(const Model& m, const Tokenizer& tok, Backend& backend, const EngineOptions& o,
-            int n) {
+Run batched(const Model& m, const Tokenizer& tok, Backend& backend, const EngineOptions& o, int n) {
   std::vector<std::unique_ptr<Engine>> engines;
   std::vector<std::unique_ptr<GenerationSession>> sessions;
   for (const char* p : kPrompts) {
