@@ -120,6 +120,12 @@ struct Figure {
   }
 };
 
+// K and V bytes one cached token takes in every layer.
+uint64_t kv_bytes_per_token(const ModelConfig& c, KvConfig kv) {
+  kv.decode_budget = 0;  // a plain cache of one prompt token
+  return KvCache::bytes_needed(c.n_layer, c.n_head_kv, c.head_dim, 1, kv);
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -154,6 +160,13 @@ int cmd_bench(int argc, char** argv) {
         [&](const std::string& v) { bw_bytes = ArgParser::to_bytes("--bw-buffer", v); });
   p.add_switch({"--markdown"}, "also print the figures as markdown table rows (docs/results.md)",
                [&] { markdown = true; });
+  KvType cache_type = KvType::kF16;
+  p.add({"-ctk", "--cache-type"}, "TYPE", "KV cache element type: f16 (default), f32, q8_0",
+        [&](const std::string& v) {
+          const auto t = parse_kv_type(v);
+          if (!t) throw UsageError("--cache-type expects f16, f32 or q8_0, got '" + v + "'");
+          cache_type = *t;
+        });
   std::vector<int32_t> batches;
   p.add({"--batch"}, "B[,B...]",
         "also decode B sequences together (BatchDecoder, one pass over the weights per step) and "
@@ -187,6 +200,7 @@ int cmd_bench(int argc, char** argv) {
                      " is smaller than -p + -n = " + std::to_string(n_prompt + n_gen));
   }
   if (eo.n_batch == 0) eo.n_batch = static_cast<int32_t>(std::max<int64_t>(n_prompt, 1));
+  eo.kv.type = cache_type;
   kernels::CpuBackend backend(mo.threads);
   Engine engine(*model, backend, eo);
 
@@ -214,10 +228,12 @@ int cmd_bench(int argc, char** argv) {
       model->output().data == model->token_embd().data ? " (tied: the embedding table)" : "",
       static_cast<unsigned long long>(traffic.embd_row),
       static_cast<unsigned long long>(traffic.vectors));
-  std::printf("threads: %d, ISA: %s, matmul: %s, n_ctx %d, n_batch %d\n", backend.n_threads(),
-              kernels::isa_name(backend.isa()),
-              mo.exact ? "exact (f32 activations)" : "fast (quantized activations)", eo.n_ctx,
-              eo.n_batch);
+  std::printf(
+      "threads: %d, ISA: %s, matmul: %s, n_ctx %d, n_batch %d, KV cache %s (%llu bytes "
+      "per token)\n",
+      backend.n_threads(), kernels::isa_name(backend.isa()),
+      mo.exact ? "exact (f32 activations)" : "fast (quantized activations)", eo.n_ctx, eo.n_batch,
+      kv_type_name(cache_type), static_cast<unsigned long long>(kv_bytes_per_token(c, eo.kv)));
   std::fflush(stdout);
 
   // Measured before and again after the timed runs (best of both kept): on a shared machine one
@@ -258,8 +274,11 @@ int cmd_bench(int argc, char** argv) {
         ptrs.push_back(seqs.back().get());
       }
       BatchDecoder decoder(*model, backend, bo.precision, b);
-      Figure f{"tg" + std::to_string(n_gen) + "x" + std::to_string(b), n_gen * b, n_gen,
-               traffic.per_pass(b), {}};
+      Figure f{"tg" + std::to_string(n_gen) + "x" + std::to_string(b),
+               n_gen * b,
+               n_gen,
+               traffic.per_pass(b),
+               {}};
       std::vector<int32_t> tokens(static_cast<size_t>(b));
       for (int rep = -1; rep < reps; ++rep) {
         for (auto& e : seqs) e->reset();

@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/attention_group.h"
 #include "kernels/cpu/type_kernels.h"
 
 namespace momentkv::kernels {
@@ -71,11 +72,71 @@ void attend_one(const AttentionArgs& a, const TypeKernels& rk, int32_t i, int32_
   }
 }
 
+#ifdef MOMENTKV_HAVE_AVX2
+// The query heads of KV group g for token i, through the grouped fast path.
+void attend_group(const AttentionArgs& a, int32_t i, int32_t g, float* sum) {
+  thread_local std::vector<float> scores, rows;
+  const int32_t group = a.n_head / a.n_head_kv;
+  const int32_t lane = a.layer * a.n_head_kv + g;
+  const KvCells& cells = a.lanes[g];
+  const size_t q_stride = static_cast<size_t>(a.n_head) * static_cast<size_t>(a.head_dim);
+  const size_t first = static_cast<size_t>(i) * q_stride +
+                       static_cast<size_t>(g) * static_cast<size_t>(group) * a.head_dim;
+  GroupAttention ga;
+  ga.q = a.q + first;
+  ga.out = a.out + first;
+  ga.group = group;
+  ga.head_dim = a.head_dim;
+  ga.scale = a.scale;
+  ga.k = a.kv->k(lane, 0);
+  ga.v = a.kv->v(lane, 0);
+  ga.row_bytes = static_cast<size_t>(a.kv->row_bytes());
+  ga.f16 = a.kv->type() == KvType::kF16;
+  ga.pos = cells.positions();
+  ga.n = cells.n_used();
+  ga.q_pos = a.q_pos[i];
+  ga.sum = sum;
+  scores.resize(static_cast<size_t>(group) * static_cast<size_t>(std::max(ga.n, 1)));
+  rows.resize(static_cast<size_t>(GroupAttention::kBlock) * static_cast<size_t>(a.head_dim));
+  ga.scores = scores.data();
+  ga.rows = rows.data();
+  avx2::attend_group(ga);
+}
+#endif
+
 }  // namespace
 
-void attention(ThreadPool& pool, const AttentionArgs& a) {
-  const TypeKernels& rk = type_kernels(row_type(a.kv->type()));
+void attention(ThreadPool& pool, const AttentionArgs& a, Isa isa, bool grouped) {
+  const TypeKernels& rk = type_kernels(row_type(a.kv->type()), isa);
   const int32_t group = a.n_head / a.n_head_kv;
+#ifdef MOMENTKV_HAVE_AVX2
+  const bool fast = grouped && isa == Isa::kAvx2 && a.kv->type() != KvType::kQ8_0 &&
+                    a.head_dim % 8 == 0 && a.head_dim > 0;
+#else
+  const bool fast = false;
+  (void)grouped;
+#endif
+  if (fast && a.attn_sum) {
+    pool.parallel_for(a.n_head_kv, [&](int64_t begin, int64_t end) {
+      for (int64_t g = begin; g < end; ++g) {
+        float* sum = a.attn_sum + static_cast<size_t>(a.attn_stride) * static_cast<size_t>(g);
+        for (int32_t i = 0; i < a.n_tokens; ++i) {
+          attend_group(a, i, static_cast<int32_t>(g), i >= a.observe_from ? sum : nullptr);
+        }
+      }
+    });
+    return;
+  }
+  if (fast) {
+    pool.parallel_for(static_cast<int64_t>(a.n_tokens) * a.n_head_kv,
+                      [&](int64_t begin, int64_t end) {
+                        for (int64_t item = begin; item < end; ++item) {
+                          attend_group(a, static_cast<int32_t>(item / a.n_head_kv),
+                                       static_cast<int32_t>(item % a.n_head_kv), nullptr);
+                        }
+                      });
+    return;
+  }
   if (a.attn_sum) {
     pool.parallel_for(a.n_head_kv, [&](int64_t begin, int64_t end) {
       thread_local std::vector<float> p, vrow;

@@ -1,0 +1,34 @@
+// The grouped attention fast path: the query heads that share one KV lane (GQA group) of one token
+// over that lane, with f32 or f16 rows. K and V rows are converted to f32 once per block of slots
+// for the whole group, not once per head, and the per-slot work runs without a call per row. Its
+// arithmetic is that of the row kernels the generic path calls (dot_f32 with four accumulators,
+// accumulate's fma per element, std::exp), so results are bit for bit the same.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace momentkv::kernels {
+
+struct GroupAttention {
+  const float* q = nullptr;         // [group][head_dim]: the group's query heads (after RoPE)
+  float* out = nullptr;             // [group][head_dim]
+  int32_t group = 0, head_dim = 0;  // head_dim a multiple of 8
+  float scale = 1.0f;
+  const uint8_t* k = nullptr;  // the lane's first K row; row s at k + s * row_bytes
+  const uint8_t* v = nullptr;  // the lane's first V row
+  size_t row_bytes = 0;
+  bool f16 = false;              // rows are f16 (else f32)
+  const int32_t* pos = nullptr;  // [n] positions of the slots
+  int32_t n = 0, q_pos = 0;      // slots; the query's position (later slots are masked)
+  float* sum = nullptr;          // optional [n]: += each head's probabilities
+  float* scores = nullptr;       // scratch [group][n]
+  float* rows = nullptr;         // scratch [kBlock][head_dim]
+  static constexpr int32_t kBlock = 16;
+};
+
+namespace avx2 {
+void attend_group(const GroupAttention& a);
+}  // namespace avx2
+
+}  // namespace momentkv::kernels

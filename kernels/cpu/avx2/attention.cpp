@@ -1,0 +1,116 @@
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "kernels/cpu/attention_group.h"
+
+namespace momentkv::kernels::avx2 {
+
+namespace {
+
+inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Rows [s0, s0 + m) of a lane as f32 (converted into `buf` for f16; in place for f32).
+const float* rows_f32(const GroupAttention& a, const uint8_t* base, int32_t s0, int32_t m,
+                      float* buf) {
+  if (!a.f16) return reinterpret_cast<const float*>(base + static_cast<size_t>(s0) * a.row_bytes);
+  for (int32_t r = 0; r < m; ++r) {
+    const auto* h =
+        reinterpret_cast<const __m128i*>(base + static_cast<size_t>(s0 + r) * a.row_bytes);
+    float* d = buf + static_cast<size_t>(r) * static_cast<size_t>(a.head_dim);
+    for (int32_t j = 0; j < a.head_dim; j += 8) {
+      _mm256_storeu_ps(d + j, _mm256_cvtph_ps(_mm_loadu_si128(h + j / 8)));
+    }
+  }
+  return buf;
+}
+
+// dot_f32 of the AVX2 row kernels: four accumulators over 32-element steps, one over the
+// 8-element steps after them, summed as (acc0 + acc1) + (acc2 + acc3).
+inline float dot(const float* k, const float* q, int32_t n) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+  int32_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(k + i), _mm256_loadu_ps(q + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(k + i + 8), _mm256_loadu_ps(q + i + 8), acc1);
+    acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(k + i + 16), _mm256_loadu_ps(q + i + 16), acc2);
+    acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(k + i + 24), _mm256_loadu_ps(q + i + 24), acc3);
+  }
+  for (; i + 8 <= n; i += 8) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(k + i), _mm256_loadu_ps(q + i), acc0);
+  }
+  return hsum8(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+}
+
+}  // namespace
+
+void attend_group(const GroupAttention& a) {
+  const int32_t n = a.n, hd = a.head_dim, g = a.group;
+  const auto nn = static_cast<size_t>(n);
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  // Scores of every head, a block of K rows at a time.
+  for (int32_t s0 = 0; s0 < n; s0 += GroupAttention::kBlock) {
+    const int32_t m = std::min(GroupAttention::kBlock, n - s0);
+    const float* k = rows_f32(a, a.k, s0, m, a.rows);
+    for (int32_t h = 0; h < g; ++h) {
+      const float* q = a.q + static_cast<size_t>(h) * static_cast<size_t>(hd);
+      float* sc = a.scores + static_cast<size_t>(h) * nn;
+      for (int32_t r = 0; r < m; ++r) {
+        const int32_t s = s0 + r;
+        sc[s] = a.pos[s] > a.q_pos
+                    ? neg_inf
+                    : dot(k + static_cast<size_t>(r) * static_cast<size_t>(hd), q, hd) * a.scale;
+      }
+    }
+  }
+  // Softmax per head (the generic path's order), probabilities into `sum` head by head.
+  for (int32_t h = 0; h < g; ++h) {
+    float* p = a.scores + static_cast<size_t>(h) * nn;
+    float mx = neg_inf;
+    for (int32_t s = 0; s < n; ++s) {
+      if (a.pos[s] <= a.q_pos) mx = std::max(mx, p[s]);
+    }
+    float total = 0.0f;
+    for (int32_t s = 0; s < n; ++s) {
+      p[s] = std::exp(p[s] - mx);
+      total += p[s];
+    }
+    const float inv = 1.0f / total;
+    for (int32_t s = 0; s < n; ++s) {
+      p[s] *= inv;
+      if (a.sum) a.sum[s] += p[s];
+    }
+    std::fill(a.out + static_cast<size_t>(h) * static_cast<size_t>(hd),
+              a.out + static_cast<size_t>(h + 1) * static_cast<size_t>(hd), 0.0f);
+  }
+  // out += p * V, a block of V rows at a time; one fma per element, slots in order.
+  for (int32_t s0 = 0; s0 < n; s0 += GroupAttention::kBlock) {
+    const int32_t m = std::min(GroupAttention::kBlock, n - s0);
+    const float* v = rows_f32(a, a.v, s0, m, a.rows);
+    for (int32_t h = 0; h < g; ++h) {
+      const float* p = a.scores + static_cast<size_t>(h) * nn;
+      float* out = a.out + static_cast<size_t>(h) * static_cast<size_t>(hd);
+      for (int32_t j = 0; j < hd; j += 8) {
+        __m256 acc = _mm256_loadu_ps(out + j);
+        for (int32_t r = 0; r < m; ++r) {
+          const float w = p[s0 + r];
+          if (w == 0.0f) continue;
+          acc = _mm256_fmadd_ps(
+              _mm256_set1_ps(w),
+              _mm256_loadu_ps(v + static_cast<size_t>(r) * static_cast<size_t>(hd) + j), acc);
+        }
+        _mm256_storeu_ps(out + j, acc);
+      }
+    }
+  }
+}
+
+}  // namespace momentkv::kernels::avx2
