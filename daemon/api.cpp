@@ -74,7 +74,10 @@ std::optional<ApiError> get_string(const json& j, const std::string& key, std::s
 }  // namespace
 
 std::string error_json(const ApiError& e) {
-  return json{{"error", {{"code", e.code}, {"message", e.message}}}}.dump();
+  // The message may quote the client's bytes (nlohmann's parse errors show the last ones read),
+  // which need not be UTF-8: replaced, never thrown (a throw here turned a 400 into a 500).
+  return json{{"error", {{"code", e.code}, {"message", e.message}}}}.dump(
+      -1, ' ', false, json::error_handler_t::replace);
 }
 
 std::variant<CompletionRequest, ApiError> parse_completion(const std::string& body, bool chat,

@@ -12,6 +12,8 @@ packages=(
   libsqlite3-dev sqlite3  # the telemetry database (and the CLI the fault tests and operators use)
   libgtest-dev googletest # unit and model tests
   clang-format            # the style check
+  clang-14 libclang-rt-14-dev # the libFuzzer targets (scripts/test-fuzz.sh): clang and its runtimes
+  llvm-14                 # llvm-symbolizer: function and line names in sanitizer reports
   systemd                 # systemd-analyze verify/security, systemd-socket-activate, sysusers, tmpfiles
   strace                  # the unit's SystemCallFilter checked against what the daemon calls
   man-db                  # man: systemd-analyze verify checks the units' Documentation= pages

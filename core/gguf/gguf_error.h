@@ -2,7 +2,6 @@
 // the offending value.
 #pragma once
 
-#include <source_location>
 #include <string>
 
 #include "core/util/error.h"
@@ -36,7 +35,7 @@ const char* gguf_errc_name(GgufErrc c);
 class GgufError : public Error {
  public:
   GgufError(GgufErrc code, const std::string& message,
-            std::source_location loc = std::source_location::current())
+            SourceLocation loc = SourceLocation::current())
       : Error(std::string("GGUF ") + gguf_errc_name(code) + ": " + message, loc), code_(code) {}
   GgufErrc code() const { return code_; }
 

@@ -13,7 +13,7 @@ std::string short_file(const char* path) {
 }
 }  // namespace
 
-Error::Error(const std::string& message, std::source_location loc)
+Error::Error(const std::string& message, SourceLocation loc)
     : std::runtime_error(message),
       where_(short_file(loc.file_name()) + ":" + std::to_string(loc.line())) {}
 

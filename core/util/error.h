@@ -8,11 +8,34 @@
 
 namespace momentkv {
 
+#if defined(__cpp_lib_source_location)
+using SourceLocation = std::source_location;
+#else
+// clang 14 with libstdc++ 12 (the fuzz build, scripts/test-fuzz.sh) has no std::source_location:
+// libstdc++'s needs __builtin_source_location, which clang gained in 15. The same two fields from
+// the builtins both compilers have.
+class SourceLocation {
+ public:
+  static SourceLocation current(const char* file = __builtin_FILE(),
+                                unsigned line = __builtin_LINE()) {
+    SourceLocation loc;
+    loc.file_ = file;
+    loc.line_ = line;
+    return loc;
+  }
+  const char* file_name() const { return file_; }
+  unsigned line() const { return line_; }
+
+ private:
+  const char* file_ = "";
+  unsigned line_ = 0;
+};
+#endif
+
 // An error with a message that names what was wrong; `where()` is "file:line".
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& message,
-                 std::source_location loc = std::source_location::current());
+  explicit Error(const std::string& message, SourceLocation loc = SourceLocation::current());
   const std::string& where() const { return where_; }
 
  private:
@@ -21,7 +44,7 @@ class Error : public std::runtime_error {
 
 // Throws Error(message) when `cond` is false.
 inline void check(bool cond, const std::string& message,
-                  std::source_location loc = std::source_location::current()) {
+                  SourceLocation loc = SourceLocation::current()) {
   if (!cond) throw Error(message, loc);
 }
 

@@ -136,5 +136,19 @@ TEST(Api, ErrorJsonShape) {
             R"({"error":{"code":"queue_full","message":"busy"}})");
 }
 
+TEST(Api, MalformedJsonWithInvalidUtf8GetsA400Body) {
+  // Found by tests/fuzz/http_api_fuzz: the parse error quotes the bytes it read last, here not
+  // UTF-8; rendering that error threw, and the client got a 500 instead of this 400.
+  const std::string body = "{\"messages\":[[[\xfe\xff\xff\xbd[[]]]]]}";
+  const ApiError e = err_of(body, true);
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.code, "invalid_json");
+  std::string out;
+  ASSERT_NO_THROW(out = error_json(e));
+  EXPECT_EQ(out.rfind(R"({"error":{"code":"invalid_json","message":"malformed JSON: )", 0), 0u)
+      << out;
+  EXPECT_EQ(out.find('\xfe'), std::string::npos) << "invalid UTF-8 passed through";
+}
+
 }  // namespace
 }  // namespace momentkv::daemon
