@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/gguf/gguf_writer.h"
+#include "tests/support/crafted_gguf.h"
 #include "tests/support/tiny_model.h"
 
 namespace {
@@ -106,41 +107,7 @@ GgufWriter qwen2_bpe() {
   return w;
 }
 
-// A header-level file with one string kv and one F32 [4][2] tensor; callers break one field.
-struct Craft {
-  uint32_t version = 3;
-  uint64_t n_tensors = 1, n_kv = 1;
-  uint64_t key_len = kMax, value_len = kMax;  // kMax: the true length
-  uint32_t value_type = 8;
-  uint32_t ggml_type = 0;
-  std::vector<uint64_t> ne = {4, 2};
-  uint64_t offset = 0;
-  size_t data_bytes = 32, truncate_to = 0;
-
-  std::vector<uint8_t> bytes() const {
-    const std::string key = "general.architecture", value = "llama";
-    ByteWriter w;
-    w.u32(0x46554747);
-    w.u32(version);
-    w.u64(n_tensors);
-    w.u64(n_kv);
-    w.u64(key_len == kMax ? key.size() : key_len);
-    w.raw(key.data(), key.size());
-    w.u32(value_type);
-    w.u64(value_len == kMax ? value.size() : value_len);
-    w.raw(value.data(), value.size());
-    w.str("w");
-    w.u32(static_cast<uint32_t>(ne.size()));
-    for (uint64_t d : ne) w.u64(d);
-    w.u32(ggml_type);
-    w.u64(offset);
-    w.pad_to(32);
-    w.raw(std::vector<uint8_t>(data_bytes, 0).data(), data_bytes);
-    auto b = w.bytes();
-    if (truncate_to) b.resize(truncate_to);
-    return b;
-  }
-};
+using Craft = momentkv::test::CraftedGguf;
 
 std::vector<uint8_t> with_alignment(uint32_t type, uint32_t value) {
   ByteWriter w;
