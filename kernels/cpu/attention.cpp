@@ -102,21 +102,11 @@ void attend_group(const AttentionArgs& a, int32_t i, int32_t g, float* sum) {
   ga.rows = rows.data();
   avx2::attend_group(ga);
 }
-#endif
 
-}  // namespace
-
-void attention(ThreadPool& pool, const AttentionArgs& a, Isa isa, bool grouped) {
-  const TypeKernels& rk = type_kernels(row_type(a.kv->type()), isa);
-  const int32_t group = a.n_head / a.n_head_kv;
-#ifdef MOMENTKV_HAVE_AVX2
-  const bool fast = grouped && isa == Isa::kAvx2 && a.kv->type() != KvType::kQ8_0 &&
-                    a.head_dim % 8 == 0 && a.head_dim > 0;
-#else
-  const bool fast = false;
-  (void)grouped;
-#endif
-  if (fast && a.attn_sum) {
+// The grouped fast path over every (token, KV group), or over groups when statistics are summed
+// (each group's sums written by one thread).
+void attention_grouped(ThreadPool& pool, const AttentionArgs& a) {
+  if (a.attn_sum) {
     pool.parallel_for(a.n_head_kv, [&](int64_t begin, int64_t end) {
       for (int64_t g = begin; g < end; ++g) {
         float* sum = a.attn_sum + static_cast<size_t>(a.attn_stride) * static_cast<size_t>(g);
@@ -127,16 +117,30 @@ void attention(ThreadPool& pool, const AttentionArgs& a, Isa isa, bool grouped) 
     });
     return;
   }
-  if (fast) {
-    pool.parallel_for(static_cast<int64_t>(a.n_tokens) * a.n_head_kv,
-                      [&](int64_t begin, int64_t end) {
-                        for (int64_t item = begin; item < end; ++item) {
-                          attend_group(a, static_cast<int32_t>(item / a.n_head_kv),
-                                       static_cast<int32_t>(item % a.n_head_kv), nullptr);
-                        }
-                      });
+  pool.parallel_for(static_cast<int64_t>(a.n_tokens) * a.n_head_kv,
+                    [&](int64_t begin, int64_t end) {
+                      for (int64_t item = begin; item < end; ++item) {
+                        attend_group(a, static_cast<int32_t>(item / a.n_head_kv),
+                                     static_cast<int32_t>(item % a.n_head_kv), nullptr);
+                      }
+                    });
+}
+#endif
+
+}  // namespace
+
+void attention(ThreadPool& pool, const AttentionArgs& a, Isa isa, bool grouped) {
+  const TypeKernels& rk = type_kernels(row_type(a.kv->type()), isa);
+  const int32_t group = a.n_head / a.n_head_kv;
+#ifdef MOMENTKV_HAVE_AVX2
+  if (grouped && isa == Isa::kAvx2 && a.kv->type() != KvType::kQ8_0 && a.head_dim % 8 == 0 &&
+      a.head_dim > 0) {
+    attention_grouped(pool, a);
     return;
   }
+#else
+  (void)grouped;
+#endif
   if (a.attn_sum) {
     pool.parallel_for(a.n_head_kv, [&](int64_t begin, int64_t end) {
       thread_local std::vector<float> p, vrow;
