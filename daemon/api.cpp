@@ -299,6 +299,26 @@ int64_t now_seconds() {
   return static_cast<int64_t>(std::time(nullptr));
 }
 
+// The fields every completion response and stream event carries; `with_result` adds usage,
+// compression and timings (the final response or event).
+json response_json(const std::string& id, const std::string& model, const char* object, json choice,
+                   const GenerationResult* with_result, double ttft_ms) {
+  json out = {{"id", id},
+              {"object", object},
+              {"created", now_seconds()},
+              {"model", model},
+              {"choices", json::array({std::move(choice)})}};
+  if (with_result) {
+    out["usage"] = usage_json(*with_result);
+    out["compression"] = compression_json(*with_result);
+    out["timings"] = timings_json(*with_result, ttft_ms);
+  }
+  return out;
+}
+
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 }  // namespace
 
 std::string completion_json(const std::string& id, const std::string& model, bool chat,
@@ -309,15 +329,8 @@ std::string completion_json(const std::string& id, const std::string& model, boo
   } else {
     choice["text"] = r.text;
   }
-  json out = {{"id", id},
-              {"object", chat ? "chat.completion" : "text_completion"},
-              {"created", now_seconds()},
-              {"model", model},
-              {"choices", json::array({choice})},
-              {"usage", usage_json(r)},
-              {"compression", compression_json(r)},
-              {"timings", timings_json(r, ttft_ms)}};
-  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+  return dump(response_json(id, model, chat ? "chat.completion" : "text_completion",
+                            std::move(choice), &r, ttft_ms));
 }
 
 std::string stream_chunk(const std::string& id, const std::string& model, bool chat,
@@ -328,12 +341,10 @@ std::string stream_chunk(const std::string& id, const std::string& model, bool c
   } else {
     choice["text"] = text;
   }
-  json out = {{"id", id},
-              {"object", chat ? "chat.completion.chunk" : "text_completion"},
-              {"created", now_seconds()},
-              {"model", model},
-              {"choices", json::array({choice})}};
-  return "data: " + out.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+  return "data: " +
+         dump(response_json(id, model, chat ? "chat.completion.chunk" : "text_completion",
+                            std::move(choice), nullptr, 0)) +
+         "\n\n";
 }
 
 std::string stream_final(const std::string& id, const std::string& model, bool chat,
@@ -344,15 +355,9 @@ std::string stream_final(const std::string& id, const std::string& model, bool c
   } else {
     choice["text"] = "";
   }
-  json out = {{"id", id},
-              {"object", chat ? "chat.completion.chunk" : "text_completion"},
-              {"created", now_seconds()},
-              {"model", model},
-              {"choices", json::array({choice})},
-              {"usage", usage_json(r)},
-              {"compression", compression_json(r)},
-              {"timings", timings_json(r, ttft_ms)}};
-  return "data: " + out.dump(-1, ' ', false, json::error_handler_t::replace) +
+  return "data: " +
+         dump(response_json(id, model, chat ? "chat.completion.chunk" : "text_completion",
+                            std::move(choice), &r, ttft_ms)) +
          "\n\ndata: [DONE]\n\n";
 }
 

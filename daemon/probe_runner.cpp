@@ -43,9 +43,12 @@ std::vector<KvConfig> ProbeRunner::candidates(const KvConfig& kv, const ProbeOpt
   return out;
 }
 
-void ProbeRunner::offer(ProbeSubject subject, bool context_altered) {
-  if (!telemetry_ || options_.rate <= 0 || !context_altered || subject.output.size() < 2) return;
-  if (std::uniform_real_distribution<double>(0, 1)(rng_) >= options_.rate) return;
+bool ProbeRunner::wants(bool context_altered, size_t output_tokens) {
+  if (!telemetry_ || options_.rate <= 0 || !context_altered || output_tokens < 2) return false;
+  return std::uniform_real_distribution<double>(0, 1)(rng_) < options_.rate;
+}
+
+void ProbeRunner::offer(ProbeSubject subject) {
   if (waiting_.size() >= std::max<size_t>(options_.max_waiting, 1)) {
     waiting_.pop_front();
     ++counters_.skipped;

@@ -54,9 +54,12 @@ class ProbeRunner {
               telemetry::Telemetry* telemetry);
   ~ProbeRunner();
 
-  // After a request finished: kept for a probe when sampled and compressed (when max_waiting
-  // already wait, the oldest of them is dropped and counted as skipped).
-  void offer(ProbeSubject subject, bool context_altered);
+  // Whether a finished request is probed: compressed, at least two tokens, and drawn at `rate`
+  // (asked before its tokens are copied into a ProbeSubject).
+  bool wants(bool context_altered, size_t output_tokens);
+  // Keeps a request wants() chose (when max_waiting already wait, the oldest of them is dropped
+  // and counted as skipped).
+  void offer(ProbeSubject subject);
   bool has_work() const { return !waiting_.empty() || probe_ != nullptr; }
   // One forward pass of the probe (starting it first: reserve, build). Only when idle.
   void step();

@@ -207,11 +207,11 @@ void Scheduler::record(Job& job, const ApiError* error) {
       rec.layers = telemetry::layer_records(job.engine->kv());
     }
   }
-  if (!error && job.session && rec.finish_reason != "cancelled") {
+  if (!error && job.session && rec.finish_reason != "cancelled" &&
+      probes_.wants(rec.context_altered, job.session->result().ids.size())) {
     const GenerationResult& r = job.session->result();
     probes_.offer(ProbeSubject{job.served.model, job.served.name, job.served.hash, job.id,
-                               job.engine_options, r.prompt_ids, r.ids},
-                  rec.context_altered);
+                               job.engine_options, r.prompt_ids, r.ids});
   }
   if (options_.telemetry) options_.telemetry->submit(std::move(rec));
 }

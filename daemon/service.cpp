@@ -61,10 +61,11 @@ void Service::stats(const ipc::HttpRequest& request, std::shared_ptr<ipc::Respon
   auto error = [&](int status, const std::string& code, const std::string& message) {
     writer->send(status, "application/json", error_json({status, code, message}));
   };
-  if (!telemetry_ || telemetry_->health().state == telemetry::TelemetryState::kOff) {
-    return error(
-        503, "telemetry_off",
-        "telemetry is off" + (telemetry_ ? ": " + telemetry_->health().reason : std::string()));
+  const telemetry::TelemetryHealth health =
+      telemetry_ ? telemetry_->health() : telemetry::TelemetryHealth{};
+  if (!telemetry_ || health.state == telemetry::TelemetryState::kOff) {
+    return error(503, "telemetry_off",
+                 "telemetry is off" + (telemetry_ ? ": " + health.reason : std::string()));
   }
   telemetry::StatsWindow window;
   const int64_t now = telemetry::unix_ms();
@@ -80,11 +81,9 @@ void Service::stats(const ipc::HttpRequest& request, std::shared_ptr<ipc::Respon
     return error(503, "busy", "two stats queries are already running; retry later");
   }
   ++stats_running_;
-  const std::string path = telemetry_->health().path;
-  const telemetry::TelemetryHealth health = telemetry_->health();
-  std::thread([this, writer, window, path, health] {
+  std::thread([this, writer, window, health] {
     try {
-      telemetry::Database db(path, telemetry::Database::Mode::kReadOnly);
+      telemetry::Database db(health.path, telemetry::Database::Mode::kReadOnly);
       db.busy_timeout(2000);
       json j = json::parse(telemetry::stats_json(telemetry::query_stats(db, window)));
       j["telemetry"] = health_json(health);

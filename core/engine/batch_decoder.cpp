@@ -22,9 +22,8 @@ uint64_t BatchDecoder::bytes() const {
 
 uint64_t BatchDecoder::bytes_needed(const Model& model, int32_t max_batch) {
   const ModelConfig& c = model.config();
-  // ForwardScratch's floats per row (see ForwardScratch::resize) and a row of logits.
-  const int64_t floats = c.n_embd + std::max(c.n_embd, c.n_embd_q()) + 2 * c.n_embd_q() +
-                         2 * c.n_embd_kv() + 2 * c.n_ff + 2 * (c.n_rot / 2) + c.n_vocab;
+  // Per row: the scratch, a row of logits, a position and a segment.
+  const int64_t floats = ForwardScratch::floats_per_row(c, c.n_rot / 2) + c.n_vocab;
   const auto n = static_cast<uint64_t>(std::max(1, max_batch));
   return n * (static_cast<uint64_t>(floats) * sizeof(float) + sizeof(int32_t) +
               sizeof(Engine::Segment));

@@ -19,6 +19,12 @@ void ForwardScratch::resize(const ModelConfig& c, int32_t n_pairs, int64_t n) {
   positions.resize(static_cast<size_t>(n));
 }
 
+int64_t ForwardScratch::floats_per_row(const ModelConfig& c, int32_t n_pairs) {
+  // x, xn, q, k, v, attn, gate, up, rope_cs as in resize().
+  return c.n_embd + std::max(c.n_embd, c.n_embd_q()) + 2 * c.n_embd_q() + 2 * c.n_embd_kv() +
+         2 * c.n_ff + 2 * n_pairs;
+}
+
 uint64_t ForwardScratch::bytes() const {
   uint64_t s = positions.capacity() * sizeof(int32_t);
   for (const auto* b : {&x, &xn, &q, &k, &v, &attn, &gate, &up, &rope_cs}) {

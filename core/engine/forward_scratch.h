@@ -17,6 +17,8 @@ struct ForwardScratch {
   // Sizes every buffer for `rows` rows of model `c` with `n_pairs` RoPE pairs per position.
   void resize(const ModelConfig& c, int32_t n_pairs, int64_t rows);
   uint64_t bytes() const;
+  // Floats resize() allocates per row.
+  static int64_t floats_per_row(const ModelConfig& c, int32_t n_pairs);
 };
 
 }  // namespace momentkv
