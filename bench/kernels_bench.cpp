@@ -90,7 +90,7 @@ void bench_dot_act(benchmark::State& state, GgmlType t, Isa isa) {
   const auto& k = kernels::type_kernels(t, isa);
   const auto& w = weights(t, 1, kRowElems);
   const auto x = random_values(kRowElems, 2);
-  std::vector<std::byte> xq(row_size(k.act_type, kRowElems));
+  std::vector<std::byte> xq(kernels::act_row_bytes(k, kRowElems));
   const void* act = x.data();  // float weight types take the f32 row as it is
   if (k.quantize_act != nullptr) {
     k.quantize_act(x.data(), xq.data(), kRowElems);
@@ -116,7 +116,7 @@ void bench_dequantize(benchmark::State& state, GgmlType t, Isa isa) {
 void bench_quantize_act(benchmark::State& state, GgmlType t, Isa isa) {
   const auto& k = kernels::type_kernels(t, isa);
   const auto x = random_values(kRowElems, 2);
-  std::vector<std::byte> xq(row_size(k.act_type, kRowElems));
+  std::vector<std::byte> xq(kernels::act_row_bytes(k, kRowElems));
   for (auto _ : state) {
     k.quantize_act(x.data(), xq.data(), kRowElems);
     benchmark::ClobberMemory();
@@ -180,8 +180,7 @@ std::string join(std::initializer_list<std::string_view> parts) {
 }
 
 void register_all() {
-  std::vector<Isa> isas = {Isa::kScalar};
-  if (kernels::best_isa() != Isa::kScalar) isas.push_back(kernels::best_isa());
+  const std::vector<Isa> isas = kernels::supported_isas();
   for (const int n_threads : {1, 2}) {
     const std::string name = join({"read_bandwidth/threads:", std::to_string(n_threads)});
     benchmark::RegisterBenchmark(name.c_str(), bench_read_bandwidth, n_threads)->UseRealTime();

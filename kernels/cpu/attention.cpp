@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/cpu/attention_group.h"
+#include "kernels/cpu/softmax.h"
 #include "kernels/cpu/type_kernels.h"
 
 namespace momentkv::kernels {
@@ -51,13 +52,7 @@ void attend_one(const AttentionArgs& a, const TypeKernels& rk, int32_t i, int32_
     p[static_cast<size_t>(s)] = d;
     mx = std::max(mx, d);
   }
-  float total = 0.0f;
-  for (int32_t s = 0; s < n; ++s) {
-    float& v = p[static_cast<size_t>(s)];
-    v = std::exp(v - mx);
-    total += v;
-  }
-  const float inv = 1.0f / total;
+  const float inv = 1.0f / softmax::exp_shifted_sum(p.data(), n, mx);
   std::fill(out, out + hd, 0.0f);
   for (int32_t s = 0; s < n; ++s) {
     const float w = p[static_cast<size_t>(s)] * inv;
@@ -133,7 +128,7 @@ void attention(ThreadPool& pool, const AttentionArgs& a, Isa isa, bool grouped) 
   const TypeKernels& rk = type_kernels(row_type(a.kv->type()), isa);
   const int32_t group = a.n_head / a.n_head_kv;
 #ifdef MOMENTKV_HAVE_AVX2
-  if (grouped && isa == Isa::kAvx2 && a.kv->type() != KvType::kQ8_0 && a.head_dim % 8 == 0 &&
+  if (grouped && has_avx2(isa) && a.kv->type() != KvType::kQ8_0 && a.head_dim % 8 == 0 &&
       a.head_dim > 0) {
     attention_grouped(pool, a);
     return;

@@ -2,7 +2,7 @@
 // over that lane, with f32 or f16 rows. K and V rows are converted to f32 once per block of slots
 // for the whole group, not once per head, and the per-slot work runs without a call per row. Its
 // arithmetic is that of the row kernels the generic path calls (dot_f32 with four accumulators,
-// accumulate's fma per element, std::exp), so results are bit for bit the same.
+// accumulate's fma per element, softmax.h's exp and sum), so results are bit for bit the same.
 #pragma once
 
 #include <cstddef>

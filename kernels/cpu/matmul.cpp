@@ -109,7 +109,7 @@ void matmul(ThreadPool& pool, GgmlType w_type, const void* w, int64_t n_in, int6
     return;
   }
 
-  const uint64_t act_stride = checked_row_bytes(k.act_type, n_in);
+  const uint64_t act_stride = act_row_bytes(k, n_in);
   std::vector<std::byte>& scratch = act_scratch();
   const size_t act_bytes = static_cast<size_t>(act_stride * static_cast<uint64_t>(n_tokens));
   if (scratch.size() < act_bytes) scratch.resize(act_bytes);

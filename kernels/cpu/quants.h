@@ -115,6 +115,20 @@ void accumulate_f32(const void* row, float a, float* y, int64_t n);
 void accumulate_f16(const void* row, float a, float* y, int64_t n);
 }  // namespace avx2
 
+// AVX-VNNI (avxvnni/quants.cpp): Q4_0, Q5_0 and Q8_0 weights against Q8_0 activations written by
+// this namespace's quantize_q8_0, which appends per-row sums and scales to the Q8_0 blocks
+// (act_row_bytes_q8_0(n) bytes per row; the blocks equal avx2::quantize_q8_0's).
+namespace avxvnni {
+uint64_t act_row_bytes_q8_0(int64_t n);
+void quantize_q8_0(const float* src, void* dst, int64_t n);
+float dot_q8_0_q4_0(const void* w, const void* xq, int64_t n);
+float dot_q8_0_q5_0(const void* w, const void* xq, int64_t n);
+float dot_q8_0_q8_0(const void* w, const void* xq, int64_t n);
+void dot_q8_0_q4_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
+void dot_q8_0_q5_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
+void dot_q8_0_q8_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
+}  // namespace avxvnni
+
 namespace neon {
 MOMENTKV_QUANT_FAST_DECLS
 }  // namespace neon

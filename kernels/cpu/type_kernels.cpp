@@ -6,6 +6,9 @@
 #include <cstddef>
 #include <cstdlib>
 #include <string>
+#if MOMENTKV_HAVE_AVX2
+#include <cpuid.h>
+#endif
 
 #include "core/util/error.h"
 #include "kernels/cpu/kquants.h"
@@ -24,6 +27,7 @@ float dot_act_f32(const void* w, const void* x, int64_t n) {
 }
 
 using DotAct = float (*)(const void*, const void*, int64_t);
+using DotAct4 = void (*)(const void*, const void*, int64_t, int64_t, float*);
 
 // The reference dot_act_4: dot_act once per activation row.
 template <DotAct F>
@@ -144,6 +148,37 @@ Table avx2_table() {
   t[type_index(GgmlType::F16)].accumulate = accumulate_f16;
   return t;
 }
+
+// The AVX2 table with the AVX-VNNI integer dots: Q4_0, Q5_0 and Q8_0 share one activation layout
+// (Q8_0 blocks, then per-row sums and scales), so all three take quantize_act from avxvnni.
+Table avx_vnni_table() {
+  Table t = avx2_table();
+  auto vnni = [&t](GgmlType type, DotAct dot, DotAct4 dot4) {
+    TypeKernels& k = t[type_index(type)];
+    k.quantize_act = avxvnni::quantize_q8_0;
+    k.act_row_bytes = avxvnni::act_row_bytes_q8_0;
+    k.dot_act = dot;
+    k.dot_act_4 = dot4;
+  };
+  vnni(GgmlType::Q4_0, avxvnni::dot_q8_0_q4_0, avxvnni::dot_q8_0_q4_0_x4);
+  vnni(GgmlType::Q5_0, avxvnni::dot_q8_0_q5_0, avxvnni::dot_q8_0_q5_0_x4);
+  vnni(GgmlType::Q8_0, avxvnni::dot_q8_0_q8_0, avxvnni::dot_q8_0_q8_0_x4);
+  return t;
+}
+
+bool cpu_has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("f16c");
+}
+
+// CPUID leaf 7 sub-leaf 1, EAX bit 4 (clang 14's __builtin_cpu_supports has no "avxvnni"); the
+// OS's YMM state support is part of cpu_has_avx2().
+bool cpu_has_avx_vnni() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) == 0) return false;
+  return cpu_has_avx2() && (eax & (1u << 4)) != 0;
+}
 #endif
 
 #if MOMENTKV_HAVE_NEON
@@ -189,6 +224,7 @@ Isa detect_isa() {
     if (name == "scalar") return Isa::kScalar;
 #if MOMENTKV_HAVE_AVX2
     if (name == "avx2") return Isa::kAvx2;
+    if (name == "avx-vnni") return Isa::kAvxVnni;
 #endif
 #if MOMENTKV_HAVE_NEON
     if (name == "neon") return Isa::kNeon;
@@ -196,11 +232,8 @@ Isa detect_isa() {
     throw Error("MOMENTKV_ISA=" + name + " is not an instruction set of this build");
   }
 #if MOMENTKV_HAVE_AVX2
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-      __builtin_cpu_supports("f16c")) {
-    return Isa::kAvx2;
-  }
+  if (cpu_has_avx_vnni()) return Isa::kAvxVnni;
+  if (cpu_has_avx2()) return Isa::kAvx2;
 #endif
 #if MOMENTKV_HAVE_NEON
   return Isa::kNeon;  // armv8.2-a+fp16+dotprod is the build's baseline for aarch64
@@ -216,6 +249,8 @@ const char* isa_name(Isa isa) {
       return "scalar";
     case Isa::kAvx2:
       return "avx2";
+    case Isa::kAvxVnni:
+      return "avx-vnni";
     case Isa::kNeon:
       return "neon";
   }
@@ -225,6 +260,31 @@ const char* isa_name(Isa isa) {
 Isa best_isa() {
   static const Isa isa = detect_isa();
   return isa;
+}
+
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> isas = {Isa::kScalar};
+#if MOMENTKV_HAVE_AVX2
+  if (cpu_has_avx2()) isas.push_back(Isa::kAvx2);
+  if (cpu_has_avx_vnni()) isas.push_back(Isa::kAvxVnni);
+#endif
+#if MOMENTKV_HAVE_NEON
+  isas.push_back(Isa::kNeon);
+#endif
+  return isas;
+}
+
+bool has_avx2(Isa isa) {
+  return isa == Isa::kAvx2 || isa == Isa::kAvxVnni;
+}
+
+uint64_t act_row_bytes(const TypeKernels& k, int64_t n) {
+  if (k.act_row_bytes != nullptr) return k.act_row_bytes(n);
+  const auto bytes = row_bytes(k.act_type, static_cast<uint64_t>(n));
+  check(bytes.has_value(), "activation row of " + std::to_string(n) +
+                               " elements is not a whole number of " + type_name(k.act_type) +
+                               " blocks");
+  return *bytes;
 }
 
 const TypeKernels& type_kernels(GgmlType t, Isa isa) {
@@ -238,6 +298,14 @@ const TypeKernels& type_kernels(GgmlType t, Isa isa) {
     case Isa::kAvx2: {
 #if MOMENTKV_HAVE_AVX2
       static const Table table = avx2_table();
+      return table[index];
+#else
+      break;
+#endif
+    }
+    case Isa::kAvxVnni: {
+#if MOMENTKV_HAVE_AVX2
+      static const Table table = avx_vnni_table();
       return table[index];
 #else
       break;

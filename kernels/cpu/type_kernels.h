@@ -1,17 +1,24 @@
 // Per-type CPU kernels: dequantize, dot products and quantize, for one instruction set.
-// The scalar table is the oracle; AVX2/FMA and NEON tables are tested against it.
+// The scalar table is the oracle; the AVX2/FMA, AVX-VNNI and NEON tables are tested against it.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/tensor/ggml_type.h"
 
 namespace momentkv::kernels {
 
-enum class Isa { kScalar, kAvx2, kNeon };
+// kAvxVnni: the AVX2 kernels, with AVX-VNNI (vpdpbusd) integer dots for Q4_0, Q5_0 and Q8_0.
+enum class Isa { kScalar, kAvx2, kAvxVnni, kNeon };
 const char* isa_name(Isa isa);
-// The best instruction set this CPU supports among those compiled in.
+// The best instruction set this CPU supports among those compiled in (MOMENTKV_ISA=name forces
+// one: scalar, avx2, avx-vnni, neon).
 Isa best_isa();
+// Every instruction set compiled in that this CPU runs, scalar first (what tests compare).
+std::vector<Isa> supported_isas();
+// Whether `isa` includes the AVX2/FMA/F16C instructions.
+bool has_avx2(Isa isa);
 
 struct TypeKernels {
   // dst[0..n) = values of the n elements (n a multiple of the block size) at src.
@@ -32,7 +39,13 @@ struct TypeKernels {
   // Optional (null: dequantize, then add): y[i] += a * value(row, i) for i < n; may round as one
   // fma (within 1 ulp of the product of a dequantize-then-add loop per element).
   void (*accumulate)(const void* row, float a, float* y, int64_t n) = nullptr;
+  // Optional (null: row_bytes(act_type, n)): bytes quantize_act writes for n elements, for a
+  // layout that appends per-row data to the act_type blocks (see avxvnni/quants.cpp).
+  uint64_t (*act_row_bytes)(int64_t n) = nullptr;
 };
+
+// Bytes of one activation row of n elements quantized by k.quantize_act.
+uint64_t act_row_bytes(const TypeKernels& k, int64_t n);
 
 // Kernels for `t` on `isa` (falls back to scalar entries where a fast one is missing).
 // Throws momentkv::Error for a type without kernels.

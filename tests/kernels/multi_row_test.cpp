@@ -18,20 +18,6 @@
 namespace momentkv::kernels {
 namespace {
 
-std::vector<Isa> all_isas() {
-  std::vector<Isa> isas = {Isa::kScalar};
-#if MOMENTKV_HAVE_AVX2
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-      __builtin_cpu_supports("f16c")) {
-    isas.push_back(Isa::kAvx2);
-  }
-#endif
-#if MOMENTKV_HAVE_NEON
-  isas.push_back(Isa::kNeon);
-#endif
-  return isas;
-}
-
 std::vector<float> random_values(int64_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -60,18 +46,20 @@ TEST_P(DotAct4Test, EqualsDotActPerRowAndMatchesScalar) {
     const auto w = quantize_rows(t, w_values);
     std::vector<float> w_deq(n);
     ref.dequantize(w.data(), w_deq.data(), n);
-    // Four activation rows with a gap between them (xq_stride > row bytes).
-    const uint64_t act_row = *row_bytes(ref.act_type, n);
-    const int64_t stride = static_cast<int64_t>(act_row) + 40;
-    std::vector<uint8_t> act(static_cast<size_t>(4 * stride));
     std::vector<std::vector<float>> x(4);
-    for (int k = 0; k < 4; ++k) {
-      x[k] = random_values(n, 10 + static_cast<uint32_t>(k));
-      ref.quantize_act(x[k].data(), act.data() + k * stride, n);
-    }
-    for (Isa isa : all_isas()) {
+    for (int k = 0; k < 4; ++k) x[k] = random_values(n, 10 + static_cast<uint32_t>(k));
+    // The scalar activation rows (the reference dots).
+    const int64_t ref_row = static_cast<int64_t>(act_row_bytes(ref, n));
+    std::vector<uint8_t> ref_act(static_cast<size_t>(4 * ref_row));
+    for (int k = 0; k < 4; ++k) ref.quantize_act(x[k].data(), ref_act.data() + k * ref_row, n);
+    for (Isa isa : supported_isas()) {
       const TypeKernels& kern = type_kernels(t, isa);
       if (kern.dot_act_4 == nullptr) continue;
+      // Four activation rows in this instruction set's layout, with a gap between them
+      // (xq_stride > row bytes).
+      const int64_t stride = static_cast<int64_t>(act_row_bytes(kern, n)) + 40;
+      std::vector<uint8_t> act(static_cast<size_t>(4 * stride));
+      for (int k = 0; k < 4; ++k) kern.quantize_act(x[k].data(), act.data() + k * stride, n);
       float out[4];
       kern.dot_act_4(w.data(), act.data(), stride, n, out);
       for (int k = 0; k < 4; ++k) {
@@ -80,7 +68,8 @@ TEST_P(DotAct4Test, EqualsDotActPerRowAndMatchesScalar) {
             << type_name(t) << " " << isa_name(isa) << " n " << n << " row " << k;
         double abs_sum = 0.0;
         for (int64_t i = 0; i < n; ++i) abs_sum += std::fabs(double{w_deq[i]} * x[k][i]);
-        EXPECT_NEAR(out[k], ref.dot_act(w.data(), xq, n), 1e-5 * abs_sum + 1e-6)
+        EXPECT_NEAR(out[k], ref.dot_act(w.data(), ref_act.data() + k * ref_row, n),
+                    1e-5 * abs_sum + 1e-6)
             << type_name(t) << " " << isa_name(isa) << " n " << n << " row " << k;
       }
     }
@@ -88,8 +77,8 @@ TEST_P(DotAct4Test, EqualsDotActPerRowAndMatchesScalar) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, DotAct4Test,
-                         ::testing::Values(GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K,
-                                           GgmlType::Q6_K),
+                         ::testing::Values(GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0,
+                                           GgmlType::Q4_K, GgmlType::Q6_K),
                          [](const ::testing::TestParamInfo<GgmlType>& p) {
                            return type_name(p.param);
                          });
@@ -104,7 +93,7 @@ TEST(Accumulate, MatchesDequantizeThenAdd) {
       std::vector<float> deq(n), expected = y0;
       type_kernels(t, Isa::kScalar).dequantize(row.data(), deq.data(), n);
       for (int64_t i = 0; i < n; ++i) expected[i] += a * deq[i];
-      for (Isa isa : all_isas()) {
+      for (Isa isa : supported_isas()) {
         const TypeKernels& kern = type_kernels(t, isa);
         if (kern.accumulate == nullptr) continue;
         std::vector<float> y = y0;

@@ -5,17 +5,14 @@
 #include <limits>
 
 #include "kernels/cpu/attention_group.h"
+#include "kernels/cpu/avx2/simd.h"
+#include "kernels/cpu/softmax.h"
 
 namespace momentkv::kernels::avx2 {
 
 namespace {
 
-inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+using x86::hsum;
 
 // Rows [s0, s0 + m) of a lane as f32 (converted into `buf` for f16; in place for f32).
 const float* rows_f32(const GroupAttention& a, const uint8_t* base, int32_t s0, int32_t m,
@@ -47,7 +44,54 @@ inline float dot(const float* k, const float* q, int32_t n) {
   for (; i + 8 <= n; i += 8) {
     acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(k + i), _mm256_loadu_ps(q + i), acc0);
   }
-  return hsum8(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+  return hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+}
+
+// softmax::exp_approx on eight lanes: the same operations in the same order.
+inline __m256 exp_approx8(__m256 x) {
+  using namespace softmax;
+  const __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(kMinX), _CMP_GT_OQ);
+  x = _mm256_min_ps(x, _mm256_set1_ps(kMaxX));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-kLn2Hi), x);
+  r = _mm256_fmadd_ps(n, _mm256_set1_ps(-kLn2Lo), r);
+  __m256 p = _mm256_set1_ps(kP[0]);
+  for (int i = 1; i < 6; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP[i]));
+  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+  const __m256i bits =
+      _mm256_add_epi32(_mm256_castps_si256(y), _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23));
+  return _mm256_and_ps(_mm256_castsi256_ps(bits), keep);
+}
+
+// softmax::exp_shifted_sum, eight slots at a time: partial sum l holds slots l, l + 8, ... in
+// order, as in the scalar form.
+inline float exp_shifted_sum(float* p, int32_t n, float mx) {
+  const __m256 vmx = _mm256_set1_ps(mx);
+  __m256 acc = _mm256_setzero_ps();
+  int32_t s = 0;
+  for (; s + softmax::kLanes <= n; s += softmax::kLanes) {
+    const __m256 e = exp_approx8(_mm256_sub_ps(_mm256_loadu_ps(p + s), vmx));
+    _mm256_storeu_ps(p + s, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  float lane[softmax::kLanes];
+  _mm256_storeu_ps(lane, acc);
+  for (; s < n; ++s) {
+    p[s] = softmax::exp_approx(p[s] - mx);
+    lane[s % softmax::kLanes] += p[s];
+  }
+  return softmax::sum_lanes(lane);
+}
+
+// The largest of p[0..n) (-inf for n = 0); max is exact, so any order gives the same value.
+inline float max_of(const float* p, int32_t n) {
+  __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  int32_t s = 0;
+  for (; s + 8 <= n; s += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(p + s));
+  float mx = x86::hmax(m);
+  for (; s < n; ++s) mx = std::max(mx, p[s]);
+  return mx;
 }
 
 }  // namespace
@@ -74,18 +118,16 @@ void attend_group(const GroupAttention& a) {
   // Softmax per head (the generic path's order), probabilities into `sum` head by head.
   for (int32_t h = 0; h < g; ++h) {
     float* p = a.scores + static_cast<size_t>(h) * nn;
-    float mx = neg_inf;
-    for (int32_t s = 0; s < n; ++s) {
-      if (a.pos[s] <= a.q_pos) mx = std::max(mx, p[s]);
+    const float mx = max_of(p, n);  // masked slots hold -inf
+    const __m256 inv = _mm256_set1_ps(1.0f / exp_shifted_sum(p, n, mx));
+    int32_t s = 0;
+    for (; s + 8 <= n; s += 8) {
+      const __m256 w = _mm256_mul_ps(_mm256_loadu_ps(p + s), inv);
+      _mm256_storeu_ps(p + s, w);
+      if (a.sum) _mm256_storeu_ps(a.sum + s, _mm256_add_ps(_mm256_loadu_ps(a.sum + s), w));
     }
-    float total = 0.0f;
-    for (int32_t s = 0; s < n; ++s) {
-      p[s] = std::exp(p[s] - mx);
-      total += p[s];
-    }
-    const float inv = 1.0f / total;
-    for (int32_t s = 0; s < n; ++s) {
-      p[s] *= inv;
+    for (; s < n; ++s) {
+      p[s] *= _mm256_cvtss_f32(inv);
       if (a.sum) a.sum[s] += p[s];
     }
     std::fill(a.out + static_cast<size_t>(h) * static_cast<size_t>(hd),

@@ -12,50 +12,19 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/cpu/avx2/simd.h"
 #include "kernels/cpu/quants.h"
 
 namespace momentkv::kernels::avx2 {
 
 namespace {
 
-inline float half_to_float(uint16_t h) {
-  return _cvtsh_ss(h);
-}
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-inline float hmax(__m256 v) {
-  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_max_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// 32 nibbles of qs[16]: bytes 0..15 = low nibbles, bytes 16..31 = high nibbles (0..15).
-inline __m256i nibbles(const uint8_t* qs) {
-  // The 16 bytes in both lanes (a load, no shuffle), then the high lane shifted right by 4.
-  const __m256i both =
-      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
-  const __m256i shifted = _mm256_srlv_epi64(both, _mm256_setr_epi64x(0, 0, 4, 4));
-  return _mm256_and_si256(shifted, _mm256_set1_epi8(15));
-}
-
-// Byte i = 0xff where bit i of the little-endian u32 at qh is set, else 0.
-inline __m256i bit_bytes(const uint8_t* qh) {
-  uint32_t bits;
-  std::memcpy(&bits, qh, sizeof bits);
-  const __m256i spread =
-      _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)),
-                          _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
-                                           2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
-  const __m256i select = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
-  return _mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select);
-}
+using x86::bit_bytes;
+using x86::half_to_float;
+using x86::hmax;
+using x86::hsum;
+using x86::nibbles;
+using x86::scales4;
 
 // Per-type block expansion: q(b) = the 32 int8 values, d(b), m(b); kUnsigned when q >= 0.
 struct Q4_0 {
@@ -204,14 +173,6 @@ float dot_q8_0_impl(const void* w, const void* xq, int64_t n) {
   return hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(accm0, accm1)));
 }
 
-// The four f16 scales at &blocks[0].d, &blocks[1].d, ... as floats.
-template <typename Block>
-inline __m128 scales4(const Block* blocks) {
-  return _mm_cvtph_ps(_mm_setr_epi16(
-      static_cast<int16_t>(blocks[0].d), static_cast<int16_t>(blocks[1].d),
-      static_cast<int16_t>(blocks[2].d), static_cast<int16_t>(blocks[3].d), 0, 0, 0, 0));
-}
-
 // The symmetric kernels below (Q4_0, Q5_0, Q8_0 weights; one or four activation rows) share these
 // steps, so every output sees the same float operations in the same order whichever kernel computes
 // it (they agree bit for bit):
@@ -260,7 +221,7 @@ inline __m256i pair_dot(__m256i w, const XPrep& x) {
 
 inline __m256 fold4_fma(__m256i p0, __m256i p1, __m256i p2, __m256i p3, __m128 dw, __m128 dx,
                         __m256 acc) {
-  const __m256i sums = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+  const __m256i sums = x86::fold4(p0, p1, p2, p3);
   const __m128 d = _mm_mul_ps(dw, dx);
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_set_m128(d, d), acc);
 }
