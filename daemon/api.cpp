@@ -3,6 +3,9 @@
 #include <cmath>
 #include <ctime>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
 
 namespace momentkv::daemon {
 
@@ -68,6 +71,7 @@ std::optional<ApiError> get_string(const json& j, const std::string& key, std::s
   if (!j[key].is_string()) return bad(key, "must be a string");
   out = j[key].get<std::string>();
   if (!valid_utf8(out)) return bad(key, "is not valid UTF-8");
+  if (out.find('\0') != std::string::npos) return bad(key, "contains a NUL byte");
   return std::nullopt;
 }
 
@@ -83,12 +87,32 @@ std::string error_json(const ApiError& e) {
 std::variant<CompletionRequest, ApiError> parse_completion(const std::string& body, bool chat,
                                                            const ApiLimits& limits) {
   json j;
+  // Duplicate keys are refused (RFC 8259 leaves them open): a proxy that keeps the first and a
+  // daemon that keeps the last would see two different requests.
+  std::vector<std::set<std::string>> keys;  // of the objects being parsed
+  std::string duplicate;
+  const json::parser_callback_t check_keys = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      keys.emplace_back();
+    } else if (event == json::parse_event_t::object_end) {
+      if (!keys.empty()) keys.pop_back();
+    } else if (event == json::parse_event_t::key && !keys.empty() && duplicate.empty()) {
+      if (!keys.back().insert(parsed.get<std::string>()).second) {
+        duplicate = parsed.get<std::string>();
+      }
+    }
+    return true;
+  };
   try {
-    j = json::parse(body);  // nlohmann limits nesting depth by recursion; see below
+    j = json::parse(body, check_keys);  // an iterative parser: deep nesting costs no stack
   } catch (const json::parse_error& e) {
     return ApiError{400, "invalid_json", std::string("malformed JSON: ") + e.what()};
   } catch (const std::exception& e) {
     return ApiError{400, "invalid_json", std::string("malformed JSON: ") + e.what()};
+  }
+  if (!duplicate.empty()) {
+    return ApiError{400, "invalid_request",
+                    "'" + duplicate + "' appears twice in an object (duplicate keys are refused)"};
   }
   if (!j.is_object()) return ApiError{400, "invalid_request", "the body must be a JSON object"};
   static const char* const kKnown[] = {"model",
@@ -205,6 +229,10 @@ std::variant<CompletionRequest, ApiError> parse_completion(const std::string& bo
     for (const auto& item : items) {
       if (!item.is_string() || item.get<std::string>().empty()) {
         return bad("stop", "must be a non-empty string or an array of them");
+      }
+      const auto& text = item.get_ref<const std::string&>();
+      if (!valid_utf8(text) || text.find('\0') != std::string::npos) {
+        return bad("stop", "must be valid UTF-8 without NUL bytes");
       }
       r.sampling.stop.push_back(item.get<std::string>());
     }

@@ -103,8 +103,9 @@ DaemonConfig parse_daemon_config(const std::string& text, const std::string& sou
       {"memory", {"budget"}},
       {"server",
        {"socket", "socket_mode", "max_connections", "max_body_bytes", "idle_timeout_ms",
-        "output_buffer_bytes", "queue_length", "decode_batch", "max_tokens", "default_max_tokens",
-        "shutdown_deadline_ms", "chat_template", "allowed_uids", "allowed_gids"}},
+        "output_buffer_bytes", "write_timeout_ms", "queue_length", "decode_batch", "max_tokens",
+        "default_max_tokens", "shutdown_deadline_ms", "chat_template", "allowed_uids",
+        "allowed_gids"}},
       {"kv",
        {"policy", "alpha", "decode_budget", "type", "scope", "grace", "normalize", "granularity",
         "recent", "sinks", "prefill_budget", "snapkv_window", "snapkv_kernel"}},
@@ -148,6 +149,7 @@ DaemonConfig parse_daemon_config(const std::string& text, const std::string& sou
   c.idle_timeout_ms = r.get_int("server", "idle_timeout_ms", c.idle_timeout_ms, 100, 3600000);
   c.output_buffer_bytes = static_cast<uint64_t>(r.get_int(
       "server", "output_buffer_bytes", static_cast<int32_t>(c.output_buffer_bytes), 4096, 1 << 30));
+  c.write_timeout_ms = r.get_int("server", "write_timeout_ms", c.write_timeout_ms, 100, 3600000);
   c.queue_length = r.get_int("server", "queue_length", c.queue_length, 0, 65536);
   c.decode_batch = r.get_int("server", "decode_batch", c.decode_batch, 1, 256);
   c.max_tokens = r.get_int("server", "max_tokens", c.max_tokens, 1, 1 << 24);

@@ -46,6 +46,7 @@ struct DaemonConfig {
   uint64_t max_body_bytes = 1 << 20;
   int32_t idle_timeout_ms = 60000;
   uint64_t output_buffer_bytes = 1 << 20;
+  int32_t write_timeout_ms = 30000;  // a client that takes no response bytes this long is cut off
   int32_t queue_length = 16;
   int32_t decode_batch = 8;   // concurrent generations decoded in one pass over the weights
   int32_t max_tokens = 4096;  // largest max_tokens a request may ask for

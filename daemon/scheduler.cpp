@@ -97,6 +97,26 @@ void Scheduler::set_default_kv(const KvConfig& kv) {
   options_.kv = kv;
 }
 
+std::optional<std::string> Scheduler::set_memory_budget(uint64_t bytes) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // What is not for generations (weights, the process, telemetry, the batch decoder) stays
+    // reserved whatever the budget; generations share the rest.
+    const uint64_t old_budget = budget_.budget();
+    const uint64_t fixed = old_budget > job_capacity_ ? old_budget - job_capacity_ : 0;
+    if (bytes <= fixed) {
+      return "a memory budget of " + format_bytes(bytes) +
+             " leaves nothing for generations: " + format_bytes(fixed) +
+             " are held by the model's weights and the process";
+    }
+    budget_.set_budget(bytes);
+    job_capacity_ = bytes - fixed;
+    resize_queue_ = true;
+  }
+  cv_.notify_one();
+  return std::nullopt;
+}
+
 std::optional<ApiError> Scheduler::submit(CompletionRequest request, const std::string& prompt,
                                           std::shared_ptr<ipc::ResponseWriter> writer,
                                           ipc::PeerCredentials peer) {
@@ -129,6 +149,7 @@ std::optional<ApiError> Scheduler::submit(CompletionRequest request, const std::
       !budget_.try_reserve(job->reserve_bytes, "request " + job->id)) {
     job->reserved = true;
     stats_.kv_reserved_bytes += job->reserve_bytes;
+    ++stats_.requests_admitted;
     admitted_.push_back(std::move(job));
     cv_.notify_one();
     return std::nullopt;
@@ -143,6 +164,7 @@ std::optional<ApiError> Scheduler::submit(CompletionRequest request, const std::
   }
   queue_.push_back(std::move(job));
   stats_.queue = static_cast<int64_t>(queue_.size());
+  ++stats_.requests_queued;
   cv_.notify_one();
   return std::nullopt;
 }
@@ -385,7 +407,7 @@ void Scheduler::run() {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] {
         return !queue_.empty() || !admitted_.empty() || !active_.empty() || stopping_ ||
-               pending_.has_value() || probes_.has_work();
+               pending_.has_value() || probes_.has_work() || resize_queue_;
       });
       // Fidelity probes run only while nothing else waits; any work stops them at once.
       if (!queue_.empty() || !admitted_.empty() || !active_.empty() || stopping_ || pending_) {
@@ -412,6 +434,23 @@ void Scheduler::run() {
           }
         }
       }
+      if (resize_queue_) {
+        // A lowered budget: what waits and can never fit it is refused now, not at the head.
+        resize_queue_ = false;
+        for (auto it = queue_.begin(); it != queue_.end();) {
+          if ((*it)->reserve_bytes > job_capacity_) {
+            const ApiError e{400, "budget_exceeded",
+                             "this request needs " + format_bytes((*it)->reserve_bytes) +
+                                 " of KV cache and scratch; the memory budget now leaves " +
+                                 format_bytes(job_capacity_) +
+                                 " for generations after the weights"};
+            finish(**it, &e);
+            it = queue_.erase(it);
+          } else {
+            ++it;
+          }
+        }
+      }
       // Admit in FIFO order while the head fits the budget (not while a switch waits).
       while (!queue_.empty() && !pending_) {
         Job& head = *queue_.front();
@@ -426,6 +465,7 @@ void Scheduler::run() {
         }
         head.reserved = true;
         stats_.kv_reserved_bytes += head.reserve_bytes;
+        ++stats_.requests_admitted;
         active_.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }

@@ -45,6 +45,9 @@ struct SchedulerOptions {
 struct SchedulerStats {
   std::atomic<int64_t> requests_ok{0}, requests_error{0}, requests_cancelled{0},
       requests_rejected{0};
+  // Requests whose worst case was reserved (they run), and requests that had to wait in the
+  // queue for memory first (counted once, when they start waiting).
+  std::atomic<int64_t> requests_admitted{0}, requests_queued{0};
   std::atomic<int64_t> prompt_tokens{0}, generated_tokens{0}, evicted_tokens{0};
   std::atomic<int64_t> queue{0}, active{0};
   std::atomic<uint64_t> kv_reserved_bytes{0};
@@ -82,6 +85,11 @@ class Scheduler {
   // generations finish on the old model, queued ones wait and then run on the new one. The
   // budget must already hold `next`'s weights; `old_weight_bytes` are released after the switch.
   void replace_model(Served next, uint64_t old_weight_bytes);
+  // Changes the memory budget (SIGHUP). Running generations keep their reservations; nothing new
+  // is admitted until what is reserved fits the new budget; waiting requests that can never fit
+  // it are refused with budget_exceeded. Returns why not when `bytes` does not cover what the
+  // weights, the process and the batch decoder hold (the budget is then unchanged).
+  std::optional<std::string> set_memory_budget(uint64_t bytes);
   // The model served now.
   Served served() const;
   const SchedulerStats& stats() const { return stats_; }
@@ -114,6 +122,7 @@ class Scheduler {
   MemoryBudget& budget_;
   SchedulerOptions options_;
   uint64_t job_capacity_ = 0;  // budget left for generations once the weights are counted
+  bool resize_queue_ = false;  // the budget changed: re-check what waits against job_capacity_
   SchedulerStats stats_;
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -7,7 +7,8 @@
 
 namespace momentkv::daemon {
 
-// Sends `state`; returns false when there is no NOTIFY_SOCKET or the send failed.
+// Sends `state`; returns false when there is no NOTIFY_SOCKET or the send failed (also when the
+// manager's queue stays full for 2 s: the caller is never blocked longer).
 bool sd_notify(const std::string& state);
 
 }  // namespace momentkv::daemon

@@ -180,6 +180,12 @@ std::string Service::metrics_text() const {
                   static_cast<double>(s.requests_cancelled)) +
              line("momentkv_requests_total", "outcome=\"rejected\"",
                   static_cast<double>(s.requests_rejected)));
+  metric("momentkv_requests_admitted_total", "counter",
+         "Requests whose worst case was reserved against the memory budget.",
+         line("momentkv_requests_admitted_total", "", static_cast<double>(s.requests_admitted)));
+  metric("momentkv_requests_queued_total", "counter",
+         "Requests that waited in the queue for memory.",
+         line("momentkv_requests_queued_total", "", static_cast<double>(s.requests_queued)));
   metric("momentkv_prompt_tokens_total", "counter", "Prompt tokens processed.",
          line("momentkv_prompt_tokens_total", "", static_cast<double>(s.prompt_tokens)));
   metric("momentkv_generated_tokens_total", "counter", "Tokens generated.",
@@ -197,6 +203,13 @@ std::string Service::metrics_text() const {
          line("momentkv_queue_length", "", static_cast<double>(s.queue)));
   metric("momentkv_active_generations", "gauge", "Generations running.",
          line("momentkv_active_generations", "", static_cast<double>(s.active)));
+  metric("momentkv_config_generation", "gauge",
+         "The configuration in use: 1 at start, +1 for every reload applied.",
+         line("momentkv_config_generation", "", static_cast<double>(config_generation_.load())));
+  metric("momentkv_config_reload_failures_total", "counter",
+         "Reloads refused (invalid configuration); the previous one was kept.",
+         line("momentkv_config_reload_failures_total", "",
+              static_cast<double>(config_reload_failures_.load())));
   if (telemetry_) {
     const telemetry::TelemetryHealth h = telemetry_->health();
     std::string state;

@@ -30,6 +30,9 @@ class Service {
   // The chat template family in use (it changes with the model on a reload).
   void set_chat_format(ChatFormat f) { chat_format_ = f; }
   ChatFormat chat_format() const { return chat_format_; }
+  // A SIGHUP reload was applied (ok) or refused, the old configuration kept (!ok). /metrics
+  // reports the configuration generation: 1 at start, +1 for every applied reload.
+  void config_reloaded(bool ok) { ++(ok ? config_generation_ : config_reload_failures_); }
 
  private:
   void completions(const ipc::HttpRequest& request, bool chat,
@@ -44,6 +47,8 @@ class Service {
   std::atomic<bool> ready_{false};
   const telemetry::Telemetry* telemetry_;
   std::atomic<int> stats_running_{0};
+  std::atomic<uint64_t> config_generation_{1};
+  std::atomic<uint64_t> config_reload_failures_{0};
 };
 
 }  // namespace momentkv::daemon

@@ -8,8 +8,10 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <cctype>
+#include <cstdio>
 #include <cstring>
 #include <exception>
+#include <new>
 
 #include "ipc/connection_writer.h"
 #include "ipc/http_wire.h"
@@ -25,6 +27,9 @@ namespace {
 // How long a closing connection keeps discarding input so that the client reads our error
 // response instead of a reset.
 constexpr std::chrono::milliseconds kLingerTime{1000};
+// ... and how many bytes at most: a client that keeps streaming after its error is cut off
+// sooner (it already has the response: a Unix socket keeps it queued after we close).
+constexpr size_t kLingerMaxBytes = 1 << 20;
 // Most output entries gathered into one write.
 constexpr size_t kMaxGather = 64;
 
@@ -44,6 +49,7 @@ HttpConnection::HttpConnection(Socket socket, std::shared_ptr<ServerShared> shar
                                std::weak_ptr<IoRuntime> runtime, std::uint64_t id)
     : socket_(std::move(socket)),
       timer_(socket_.get_executor()),
+      write_timer_(socket_.get_executor()),
       shared_(std::move(shared)),
       runtime_(std::move(runtime)),
       id_(id) {}
@@ -96,6 +102,7 @@ void HttpConnection::begin_request() {
   parser_->header_limit(static_cast<std::uint32_t>(shared_->limits.max_header_bytes));
   parser_->body_limit(static_cast<std::uint64_t>(shared_->limits.max_body_bytes));
   continue_sent_ = false;
+  body_reserved_ = false;
   arm_timer(shared_->limits.idle_timeout);
 }
 
@@ -119,6 +126,11 @@ void HttpConnection::on_read(const error_code& ec, size_t n) {
     return;
   }
   if (phase_ == Phase::kLingering) {
+    lingered_ += n;
+    if (lingered_ > kLingerMaxBytes) {
+      close();
+      return;
+    }
     do_read();
     return;
   }
@@ -140,6 +152,7 @@ void HttpConnection::parse_buffered() {
       return;
     }
     maybe_send_continue();
+    reserve_chunked_body();
     if (parser_->is_done()) {
       dispatch();
       return;
@@ -148,6 +161,20 @@ void HttpConnection::parse_buffered() {
   }
   // A request without a body can be complete before any body bytes arrive.
   if (phase_ == Phase::kReading && parser_->is_done()) dispatch();
+}
+
+void HttpConnection::reserve_chunked_body() {
+  // A body with Content-Length is reserved by the parser; a chunked one would grow by doubling,
+  // briefly holding 1.5x the cap while it is copied. Reserving the cap once bounds a
+  // connection's body memory by the cap: pages never written are never resident.
+  if (body_reserved_ || !parser_->is_header_done()) return;
+  body_reserved_ = true;
+  if (!parser_->chunked()) return;
+  try {
+    parser_->get().body().reserve(shared_->limits.max_body_bytes);
+  } catch (const std::bad_alloc&) {
+    // No address space for it now: the body grows as it arrives instead.
+  }
 }
 
 void HttpConnection::maybe_send_continue() {
@@ -231,7 +258,7 @@ void HttpConnection::deliver(std::string bytes, bool last, bool accounted) {
 }
 
 void HttpConnection::pump() {
-  if (writing_ > 0 || phase_ == Phase::kClosed) return;
+  if (writing_ || phase_ == Phase::kClosed) return;
   if (out_.empty()) {
     if (response_complete_) {
       response_complete_ = false;
@@ -241,17 +268,20 @@ void HttpConnection::pump() {
   }
   write_buffers_.clear();
   for (size_t i = 0; i < out_.size() && i < kMaxGather; ++i) {
-    write_buffers_.push_back(asio::buffer(out_[i].bytes));
+    write_buffers_.push_back(asio::buffer(out_[i].bytes) + (i == 0 ? front_written_ : 0));
   }
-  writing_ = write_buffers_.size();
-  asio::async_write(
-      socket_, write_buffers_,
-      [self = shared_from_this()](const error_code& ec, size_t) { self->on_write(ec); });
+  writing_ = true;
+  // A write starts right after the previous one made progress, or after the output was empty:
+  // either way the deadline counts from now.
+  last_write_progress_ = std::chrono::steady_clock::now();
+  arm_write_deadline();
+  socket_.async_write_some(
+      write_buffers_,
+      [self = shared_from_this()](const error_code& ec, size_t n) { self->on_write(ec, n); });
 }
 
-void HttpConnection::on_write(const error_code& ec) {
-  const size_t written = writing_;
-  writing_ = 0;
+void HttpConnection::on_write(const error_code& ec, size_t n) {
+  writing_ = false;
   if (phase_ == Phase::kClosed) {
     out_.clear();
     return;
@@ -260,11 +290,43 @@ void HttpConnection::on_write(const error_code& ec) {
     close();
     return;
   }
-  for (size_t i = 0; i < written; ++i) {
-    if (out_.front().accounted && current_) current_->pending -= out_.front().bytes.size();
-    out_.pop_front();
+  while (n > 0 && !out_.empty()) {
+    Output& front = out_.front();
+    const size_t taken = std::min(n, front.bytes.size() - front_written_);
+    if (front.accounted && current_) current_->pending -= taken;
+    front_written_ += taken;
+    n -= taken;
+    if (front_written_ == front.bytes.size()) {
+      out_.pop_front();
+      front_written_ = 0;
+    }
   }
   pump();
+}
+
+void HttpConnection::arm_write_deadline() {
+  if (write_timer_armed_) return;  // it re-arms itself while writes make progress
+  write_timer_armed_ = true;
+  write_timer_.expires_at(last_write_progress_ + shared_->limits.write_timeout);
+  write_timer_.async_wait([self = shared_from_this()](const error_code& ec) {
+    self->write_timer_armed_ = false;
+    if (!ec) self->on_write_deadline();
+  });
+}
+
+void HttpConnection::on_write_deadline() {
+  if (!writing_ || phase_ == Phase::kClosed) return;  // the output drained meanwhile
+  const auto timeout = shared_->limits.write_timeout;
+  if (std::chrono::steady_clock::now() - last_write_progress_ < timeout) {
+    arm_write_deadline();
+    return;
+  }
+  std::fprintf(stderr,
+               "momentkv ipc: connection %llu (pid %d) took no response bytes for %lld ms; "
+               "closing it\n",
+               static_cast<unsigned long long>(id_), static_cast<int>(peer_.pid),
+               static_cast<long long>(timeout.count()));
+  abort();
 }
 
 void HttpConnection::finish_response() {
@@ -280,6 +342,7 @@ void HttpConnection::finish_response() {
 
 void HttpConnection::linger_close() {
   phase_ = Phase::kLingering;
+  lingered_ = 0;
   buffer_.consume(buffer_.size());
   error_code ignored;
   socket_.shutdown(Socket::shutdown_send, ignored);
@@ -305,7 +368,8 @@ void HttpConnection::close() {
   error_code ignored;
   socket_.shutdown(Socket::shutdown_both, ignored);
   socket_.close(ignored);
-  if (writing_ == 0) out_.clear();  // else a write in flight may still read them: on_write clears
+  write_timer_.cancel();
+  if (!writing_) out_.clear();  // else a write in flight may still read them: on_write clears
   shared_->remove(id_);
 }
 

@@ -62,18 +62,22 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void on_read(const boost::system::error_code& ec, size_t n);
   void parse_buffered();
   void maybe_send_continue();
+  void reserve_chunked_body();
   void fail_request(const boost::system::error_code& ec);
   void dispatch();
   void reply_error(int status, std::string_view code, std::string_view message);
   void pump();
-  void on_write(const boost::system::error_code& ec);
+  void on_write(const boost::system::error_code& ec, size_t n);
+  void arm_write_deadline();
+  void on_write_deadline();
   void finish_response();
   void linger_close();
   void arm_timer(std::chrono::milliseconds after);
   void disarm_timer();
 
   Socket socket_;
-  boost::asio::steady_timer timer_;
+  boost::asio::steady_timer timer_;        // idle / request-read / linger deadline
+  boost::asio::steady_timer write_timer_;  // write-progress deadline
   std::shared_ptr<ServerShared> shared_;
   std::weak_ptr<IoRuntime> runtime_;
   std::uint64_t id_;
@@ -84,7 +88,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   boost::beast::flat_buffer buffer_;       // received, not yet parsed
   std::array<char, 16 << 10> read_chunk_;  // target of the one pending read; never buffer_ itself
   bool reading_ = false;
+  size_t lingered_ = 0;  // bytes discarded while lingering
   bool continue_sent_ = false;
+  bool body_reserved_ = false;
   std::uint64_t timer_generation_ = 0;
 
   std::shared_ptr<ResponseState> current_;  // the response in progress, if from the handler
@@ -92,7 +98,10 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   bool response_complete_ = false;          // the last bytes of the response are queued
   std::deque<Output> out_;
   std::vector<boost::asio::const_buffer> write_buffers_;
-  size_t writing_ = 0;  // entries of out_ in the write in flight
+  bool writing_ = false;      // a write is in flight
+  size_t front_written_ = 0;  // bytes of out_.front() already written
+  bool write_timer_armed_ = false;
+  std::chrono::steady_clock::time_point last_write_progress_;
 };
 
 }  // namespace momentkv::ipc

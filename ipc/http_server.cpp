@@ -47,6 +47,8 @@ void validate(const ServerOptions& o) {
   check(l.idle_timeout.count() > 0,
         "idle_timeout must be positive, got " + std::to_string(l.idle_timeout.count()) + " ms");
   check(l.max_output_buffer > 0, "max_output_buffer must be positive");
+  check(l.write_timeout.count() > 0,
+        "write_timeout must be positive, got " + std::to_string(l.write_timeout.count()) + " ms");
   check(o.listen_fd >= 0 || !o.socket_path.empty(), "neither socket_path nor listen_fd is set");
 }
 

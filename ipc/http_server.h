@@ -6,7 +6,9 @@
 // closing the connection: 400 bad_request (malformed HTTP), 403 forbidden (SO_PEERCRED not on a
 // non-empty allow-list; sent on connect), 413 payload_too_large, 431 headers_too_large,
 // 503 too_many_connections (sent on connect), 500 internal_error (the handler threw, or dropped its
-// writer without responding; the connection stays open for keep-alive).
+// writer without responding; the connection stays open for keep-alive). Before closing, further
+// input is discarded for at most 1 s or 1 MiB, so a client still sending reads the error. A
+// request body is held in at most max_body_bytes (a chunked one is reserved at that size once).
 //
 // Behaviour the Handler can rely on:
 // - Requests on one connection are handed over one at a time: the next is read only after the
@@ -17,6 +19,9 @@
 //   (write_chunk returns false, cancelled() turns true). One chunk alone may exceed the limit.
 // - idle_timeout bounds the time from connect, or from the end of the previous response, to a
 //   complete request (slow senders included); it does not apply while a response is in progress.
+// - write_timeout bounds the time response bytes wait for the socket to take any of them: a
+//   client that stops reading is cut off (cancelled() turns true) even when its output stays
+//   under max_output_buffer. Waiting for the handler's next chunk does not count.
 // - A client that closes or resets its connection while its response is in progress cancels it.
 // - A writer may outlive the server; after stop() it does nothing and reports cancelled().
 #pragma once

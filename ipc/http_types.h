@@ -59,6 +59,9 @@ struct ServerLimits {
   int max_connections = 64;                        // further connections get 503 and are closed
   std::chrono::milliseconds idle_timeout{60'000};  // keep-alive / read timeout
   size_t max_output_buffer = 1 << 20;              // bytes queued for a client before it is cut off
+  // A client whose socket takes no response bytes for this long is cut off (its response
+  // cancelled): a stuck reader cannot hold a connection, its output and its generation forever.
+  std::chrono::milliseconds write_timeout{30'000};
 };
 
 struct ServerOptions {

@@ -11,7 +11,7 @@ bash scripts/check-format.sh
 bash scripts/build.sh -DMOMENTKV_BUILD_TESTS=ON  # (main.sh builds without tests)
 (cd build && ctest --output-on-failure -j "$(nproc)" --timeout 1200)
 bash scripts/test-aarch64.sh
-# ASan+UBSan over unit|model|integration, TSan over the daemon's integration test only, 30 s per
+# ASan+UBSan over unit|model|integration, TSan over the daemon's integration test only, 60 s per
 # fuzz target: about 10 minutes on 2 cores (README, "Tests").
 SANITIZE_TSAN_TESTS=daemon/daemon_integration_test bash scripts/test-sanitize.sh
-MOMENTKV_FUZZ_SECONDS=30 bash scripts/test-fuzz.sh
+MOMENTKV_FUZZ_SECONDS=60 bash scripts/test-fuzz.sh

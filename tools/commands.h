@@ -20,5 +20,6 @@ int cmd_health(int argc, char** argv);
 int cmd_metrics(int argc, char** argv);
 int cmd_stats(int argc, char** argv);
 int cmd_tune(int argc, char** argv);
+int cmd_load(int argc, char** argv);
 
 }  // namespace momentkv::tools

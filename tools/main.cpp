@@ -34,6 +34,8 @@ constexpr Subcommand kCommands[] = {
     {"chat", "chat with a running momentkvd (one line per turn)", momentkv::tools::cmd_chat},
     {"health", "ask momentkvd whether it is ready", momentkv::tools::cmd_health},
     {"metrics", "print momentkvd's Prometheus metrics", momentkv::tools::cmd_metrics},
+    {"load", "drive a running momentkvd with concurrent streams; latency, errors, memory",
+     momentkv::tools::cmd_load},
     {"stats", "requests, speed and compression per policy/budget (daemon or telemetry database)",
      momentkv::tools::cmd_stats},
     {"tune", "recommend the smallest decode budget meeting a fidelity target (from probes)",

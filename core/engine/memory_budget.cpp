@@ -94,11 +94,11 @@ MemoryPlan plan_memory(const Model& model, const EngineOptions& o, int n_threads
 
 std::optional<std::string> MemoryBudget::try_reserve(uint64_t bytes, const std::string& what) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (bytes > budget_ - used_) {
+  const uint64_t left = used_ < budget_ ? budget_ - used_ : 0;
+  if (bytes > left) {
     return what + " needs " + format_bytes(bytes) + " (" + std::to_string(bytes) +
-           " bytes) but only " + format_bytes(budget_ - used_) + " (" +
-           std::to_string(budget_ - used_) + " bytes) of the " + format_bytes(budget_) +
-           " memory budget are available";
+           " bytes) but only " + format_bytes(left) + " (" + std::to_string(left) +
+           " bytes) of the " + format_bytes(budget_) + " memory budget are available";
   }
   used_ += bytes;
   return std::nullopt;
@@ -115,9 +115,19 @@ uint64_t MemoryBudget::used() const {
   return used_;
 }
 
+void MemoryBudget::set_budget(uint64_t budget_bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  budget_ = budget_bytes;
+}
+
+uint64_t MemoryBudget::budget() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return budget_;
+}
+
 uint64_t MemoryBudget::available() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return budget_ - used_;
+  return used_ < budget_ ? budget_ - used_ : 0;
 }
 
 }  // namespace momentkv

@@ -36,12 +36,16 @@ class MemoryBudget {
   // available.
   std::optional<std::string> try_reserve(uint64_t bytes, const std::string& what);
   void release(uint64_t bytes);
-  uint64_t budget() const { return budget_; }
+  // Changes the budget (a reload). Lowering it below what is reserved is allowed: nothing is
+  // taken back, and nothing more is reserved until enough has been released.
+  void set_budget(uint64_t budget_bytes);
+  uint64_t budget() const;
   uint64_t used() const;
+  // Bytes that may still be reserved (0 while a lowered budget is over-committed).
   uint64_t available() const;
 
  private:
-  uint64_t budget_;
+  uint64_t budget_;  // guarded by mu_
   mutable std::mutex mu_;
   uint64_t used_ = 0;
 };

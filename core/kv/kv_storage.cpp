@@ -1,5 +1,7 @@
 #include "core/kv/kv_storage.h"
 
+#include <new>
+
 #include "core/util/checked_math.h"
 #include "core/util/error.h"
 
@@ -22,7 +24,8 @@ KvStorage::KvStorage(KvType type, int32_t n_lanes, int32_t capacity, int32_t hea
   lane_half_ = row_bytes_ * static_cast<uint64_t>(capacity);
   lane_bytes_ = 2 * lane_half_;
   bytes_ = bytes_needed(type, n_lanes, capacity, head_dim);
-  arena_.reset(new uint8_t[bytes_]());
+  arena_.reset(static_cast<uint8_t*>(std::calloc(bytes_, 1)));
+  if (!arena_) throw std::bad_alloc();
 }
 
 void KvStorage::write(int32_t lane, int32_t slot, const float* k_row, const float* v_row) {

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -14,7 +15,9 @@ namespace momentkv {
 class KvStorage {
  public:
   KvStorage() = default;
-  // Allocates n_lanes × capacity rows of K and of V (zeroed).
+  // Allocates n_lanes × capacity rows of K and of V (zeroed). The arena comes from calloc: a large
+  // one is a fresh mapping whose pages become resident only as rows are written, and are
+  // returned to the kernel when it is freed.
   KvStorage(KvType type, int32_t n_lanes, int32_t capacity, int32_t head_dim);
 
   // Bytes the arena of such a storage takes.
@@ -49,7 +52,10 @@ class KvStorage {
   KvType type_ = KvType::kF16;
   int32_t n_lanes_ = 0, capacity_ = 0, head_dim_ = 0;
   uint64_t row_bytes_ = 0, lane_half_ = 0, lane_bytes_ = 0, bytes_ = 0;
-  std::unique_ptr<uint8_t[]> arena_;
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint8_t[], Free> arena_;
 };
 
 }  // namespace momentkv

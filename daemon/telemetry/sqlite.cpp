@@ -30,11 +30,11 @@ bool SqliteError::transient() const {
   }
 }
 
-Database::Database(const std::string& path, Mode mode) : path_(path) {
+Database::Database(const std::string& path, Mode mode, const std::string& vfs) : path_(path) {
   const int flags = (mode == Mode::kReadOnly ? SQLITE_OPEN_READONLY
                                              : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
                     SQLITE_OPEN_NOMUTEX;
-  const int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
+  const int rc = sqlite3_open_v2(path.c_str(), &db_, flags, vfs.empty() ? nullptr : vfs.c_str());
   if (rc != SQLITE_OK) {
     std::string msg = "cannot open " + path + ": ";
     msg += db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
@@ -160,6 +160,10 @@ bool Statement::column_null(int i) const {
 }
 
 Transaction::Transaction(Database& db) : db_(db) {
+  // A transaction is still open when a COMMIT failed and the ROLLBACK after it failed too (an
+  // I/O error on both): what it holds was reported as not written, so it must never be committed
+  // along with this one.
+  if (!sqlite3_get_autocommit(db_.handle())) db_.exec("ROLLBACK");
   db_.exec("BEGIN IMMEDIATE");
 }
 

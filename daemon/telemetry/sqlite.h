@@ -33,8 +33,9 @@ class Statement;
 class Database {
  public:
   enum class Mode { kReadWrite, kReadOnly };
-  // Opens (creating in kReadWrite) `path`. Throws SqliteError.
-  Database(const std::string& path, Mode mode);
+  // Opens (creating in kReadWrite) `path` through the SQLite VFS named `vfs` (empty: the
+  // default one; tests pass a fault-injecting one). Throws SqliteError.
+  Database(const std::string& path, Mode mode, const std::string& vfs = {});
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;

@@ -293,7 +293,11 @@ void Telemetry::run() {
       try {
         deleted = store_->retention_step(unix_ms());
       } catch (const SqliteError& e) {
-        if (e.corrupt()) quarantine_now(e.what());
+        if (e.corrupt()) {
+          quarantine_now(e.what());
+        } else {
+          handle_failure(e, 0);  // shows as degraded; retried after the back-off
+        }
       }
       lock.lock();
       health_.retention_deleted += deleted;

@@ -21,6 +21,11 @@ struct StoreOptions {
   int retention_chunk = 1000;  // rows deleted per transaction
   bool check_on_open = true;   // PRAGMA quick_check when opening
   int64_t max_page_count = 0;  // a hard cap on the file's pages (tests: a full disk); 0 none
+  std::string vfs;             // SQLite VFS of every connection; empty: the default (tests: faults)
+  // WAL size (pages) that triggers a checkpoint after a commit, and how long that checkpoint may
+  // wait for readers of older snapshots (stats queries) so that the WAL starts over.
+  int wal_checkpoint_pages = 1000;
+  int wal_checkpoint_wait_ms = 5000;
 };
 
 // The file at the database path is not SQLite at all (another program's file, e.g. a model a
@@ -53,6 +58,10 @@ class TelemetryStore {
   void set_max_page_count(int64_t pages);
   // Checkpoints the WAL into the database and truncates it (clean stop).
   void checkpoint();
+  // Pages in the WAL after the last commit, and checkpoints that could not restart the WAL
+  // because readers held on past wal_checkpoint_wait_ms.
+  int wal_pages() const { return wal_pages_; }
+  int64_t checkpoints_busy() const { return checkpoints_busy_; }
   // Live bytes: pages in use times the page size.
   uint64_t live_bytes();
   // Where a corrupt file found at open was moved, if one was.
@@ -63,12 +72,17 @@ class TelemetryStore {
  private:
   void open();
   void prepare();
+  void checkpoint_if_due();
+  static int on_wal_commit(void* self, sqlite3* db, const char* name, int pages);
 
   std::string path_;
   StoreOptions options_;
   std::unique_ptr<Database> db_;
   std::optional<Statement> insert_request_, insert_layer_, insert_probe_, insert_event_;
   std::optional<std::string> quarantined_;
+  int wal_pages_ = 0;
+  int next_checkpoint_pages_ = 0;
+  int64_t checkpoints_busy_ = 0;
 };
 
 // Throws ForeignFileError when the file at `path` exists, is not empty and does not start with

@@ -109,6 +109,7 @@ TEST(DaemonConfig, ErrorsNameKeyAndValue) {
            {"[server]\nchat_template = \"jinja\"", "server.chat_template"},
            {"[server]\nallowed_uids = [\"root\"]", "server.allowed_uids"},
            {"[server]\nqueue = 3", "server.queue"},
+           {"[server]\nwrite_timeout_ms = 0", "server.write_timeout_ms"},
            {"[model]\nthreads = \"four\"", "model.threads"},
            {"[model]\nbatch = 0", "model.batch"},
            {"[memory]\nbudget = \"lots\"", "memory.budget"},
@@ -126,8 +127,10 @@ TEST(DaemonConfig, ErrorsNameKeyAndValue) {
 TEST(DaemonConfig, ServerSection) {
   const auto c = parse_daemon_config(
       "[server]\nsocket = \"/tmp/m.sock\"\nsocket_mode = \"0600\"\nmax_connections = 8\n"
-      "queue_length = 2\nallowed_uids = [0, 1000]\nchat_template = \"chatml\"\n",
+      "queue_length = 2\nallowed_uids = [0, 1000]\nchat_template = \"chatml\"\n"
+      "write_timeout_ms = 1500\n",
       "server.toml");
+  EXPECT_EQ(c.write_timeout_ms, 1500);
   EXPECT_EQ(c.socket_path, "/tmp/m.sock");
   EXPECT_EQ(c.socket_mode, 0600u);
   EXPECT_EQ(c.max_connections, 8);
@@ -137,6 +140,7 @@ TEST(DaemonConfig, ServerSection) {
   const auto d = parse_daemon_config("", "empty.toml");
   EXPECT_EQ(d.socket_path, "/run/momentkv/momentkvd.sock");
   EXPECT_EQ(d.socket_mode, 0660u);
+  EXPECT_EQ(d.write_timeout_ms, 30000);
 }
 
 TEST(DaemonConfig, MissingFileIsAnError) {

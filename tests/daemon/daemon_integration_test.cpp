@@ -256,7 +256,8 @@ TEST(Daemon, ReloadKeepsServingAndAppliesValidConfigs) {
   EXPECT_EQ(d.wait(15000), 0);
 }
 
-// Opens a streamed completion on a raw socket, reads its first bytes and returns the socket.
+// Opens a streamed completion on a raw socket (Connection: close, so read_all ends with the
+// stream), reads its first bytes and returns the socket.
 int open_stream(const std::string& sock, int max_tokens) {
   const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
   sockaddr_un addr{};
@@ -269,8 +270,8 @@ int open_stream(const std::string& sock, int max_tokens) {
                                 {"compression", {{"policy", "moment"}, {"decode_budget", 64}}}}
                                .dump();
   const std::string req =
-      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
-      "\r\n\r\n" + body;
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
   EXPECT_EQ(send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
   char buf[512];
   EXPECT_GT(recv(fd, buf, sizeof buf, 0), 0);  // the stream has started

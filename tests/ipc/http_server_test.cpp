@@ -568,6 +568,69 @@ TEST_F(HttpServerTest, SlowReaderIsCutOff) {
   expect_still_serving();
 }
 
+// True once the peer has closed, without reading what the socket holds.
+bool hung_up(int fd, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    pollfd p{fd, POLLRDHUP, 0};
+    if (::poll(&p, 1, 10) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) return true;
+  }
+  return false;
+}
+
+TEST_F(HttpServerTest, StuckReaderIsCutOffByTheWriteTimeout) {
+  // The output stays under max_output_buffer (one response), but the socket takes nothing.
+  auto o = quick_options();
+  o.limits.write_timeout = 300ms;
+  o.limits.max_output_buffer = 64 << 20;
+  o.socket_path = path_;
+  std::promise<std::shared_ptr<ResponseWriter>> writer;
+  server_ =
+      std::make_unique<HttpServer>(o, [&](HttpRequest req, std::shared_ptr<ResponseWriter> w) {
+        if (req.target == "/big" || req.target == "/mid") {
+          w->begin_stream(200, "application/octet-stream");
+          w->write_chunk(std::string(req.target == "/big" ? (8 << 20) : (1 << 20), 'z'));
+          writer.set_value(w);
+          return;
+        }
+        w->send(200, "text/plain", req.method + " " + req.target + " " + req.body);
+      });
+  server_->start();
+  Client stuck(path_);
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(stuck.send(get("/big")));  // and never read
+  auto w = writer.get_future().get();
+  EXPECT_TRUE(hung_up(stuck.fd(), 5000ms));
+  const auto took = Clock::now() - t0;
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 3000ms);
+  EXPECT_TRUE(w->cancelled());
+  EXPECT_FALSE(w->write_chunk("more"));
+  ASSERT_TRUE(wait_connections(0));
+
+  // A reader that is slow but keeps taking bytes is not cut off: the deadline is on progress.
+  Client slow(path_);
+  ASSERT_TRUE(slow.send(get("/echo")));
+  ASSERT_TRUE(slow.read_response().has_value());
+  std::promise<std::shared_ptr<ResponseWriter>> second;
+  writer = std::move(second);
+  ASSERT_TRUE(slow.send(get("/mid")));
+  w = writer.get_future().get();
+  size_t got = 0;
+  std::vector<char> buf(512 << 10);
+  const auto start = Clock::now();
+  while (got < (1u << 20) && Clock::now() - start < 20s) {
+    std::this_thread::sleep_for(150ms);  // half the deadline between reads
+    const ssize_t n = ::recv(slow.fd(), buf.data(), buf.size(), 0);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  EXPECT_GE(got, 1u << 20);
+  EXPECT_FALSE(w->cancelled());
+  w->end_stream();
+  expect_still_serving();
+}
+
 TEST_F(HttpServerTest, ClientDisconnectMidStreamCancels) {
   start();
   {

@@ -9,9 +9,10 @@ namespace momentkv::test {
 
 class TempDir {
  public:
-  explicit TempDir(const std::string& prefix = "momentkv-test") {
+  explicit TempDir(const std::string& prefix = "momentkv-test",
+                   const std::filesystem::path& parent = std::filesystem::temp_directory_path()) {
     std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() / (prefix + "-" + std::to_string(rd()));
+    path_ = parent / (prefix + "-" + std::to_string(rd()));
     std::filesystem::create_directories(path_);
   }
   ~TempDir() {

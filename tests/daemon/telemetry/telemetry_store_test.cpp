@@ -307,7 +307,9 @@ TEST(TelemetryStore, QuarantinesADatabaseWithACorruptPage) {
   for (size_t page = 4; page < 12; ++page) damage_pages(path, page * 4096, 64);
   std::string detail;
   {
-    TelemetryStore probe(path, StoreOptions{.check_on_open = false});
+    StoreOptions no_check;
+    no_check.check_on_open = false;
+    TelemetryStore probe(path, no_check);
     EXPECT_FALSE(probe.quick_check(&detail));
   }
   EXPECT_NE(detail.find("quick_check"), std::string::npos);
