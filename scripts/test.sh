@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up, build and run every test: the ctest suite (unit, model, integration; gpu tests skip
+# Set up, build and run the tests: the ctest suite (unit, model, integration; gpu tests skip
 # themselves without a device), the clang-format check, then the aarch64 build of core, kernels
 # and their tests, run under qemu-aarch64 (scripts/test-aarch64.sh), then the sanitizer builds and
 # the fuzz targets in their CI sizes (README, "Tests": the full sets are for nightly runs). Tests
@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/check-format.sh
 bash scripts/build.sh -DMOMENTKV_BUILD_TESTS=ON  # (main.sh builds without tests)
-(cd build && ctest --output-on-failure -j "$(nproc)" --timeout 1200)
+# Every label but slow (the full-size fault, soak and load runs: nightly, `ctest -L slow`).
+(cd build && ctest --output-on-failure -j "$(nproc)" --timeout 1200 -LE slow)
 bash scripts/test-aarch64.sh
 # ASan+UBSan over unit|model|integration, TSan over the daemon's integration test only, 60 s per
 # fuzz target: about 10 minutes on 2 cores (README, "Tests").

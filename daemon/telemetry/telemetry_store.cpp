@@ -118,8 +118,11 @@ int TelemetryStore::on_wal_commit(void* self, sqlite3*, const char*, int pages) 
   return SQLITE_OK;
 }
 
-void TelemetryStore::checkpoint_if_due() {
-  if (options_.wal_checkpoint_pages <= 0 || wal_pages_ < next_checkpoint_pages_) return;
+void TelemetryStore::checkpoint_if_due(int headroom_pages) {
+  if (options_.wal_checkpoint_pages <= 0 ||
+      wal_pages_ + headroom_pages < next_checkpoint_pages_) {
+    return;
+  }
   // RESTART waits (up to the wait below) until every reader is on the latest snapshot, copies
   // the WAL into the database, and makes the next commit write the WAL from its start (which
   // journal_size_limit then shrinks). Readers are never blocked by it; only this thread waits.
@@ -224,6 +227,9 @@ uint64_t TelemetryStore::live_bytes() {
 }
 
 int64_t TelemetryStore::retention_step(int64_t now_ms) {
+  // A step (its deletes, then the vacuum) can write hundreds of pages: start it on a WAL with
+  // room for them, so that it does not push a nearly full WAL past twice the checkpoint size.
+  checkpoint_if_due(options_.wal_checkpoint_pages / 2);
   const std::string chunk = std::to_string(options_.retention_chunk);
   int64_t deleted = 0;
   {

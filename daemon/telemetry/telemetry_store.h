@@ -72,7 +72,8 @@ class TelemetryStore {
  private:
   void open();
   void prepare();
-  void checkpoint_if_due();
+  // Checkpoints when the WAL holds at least the due number of pages less `headroom_pages`.
+  void checkpoint_if_due(int headroom_pages = 0);
   static int on_wal_commit(void* self, sqlite3* db, const char* name, int pages);
 
   std::string path_;

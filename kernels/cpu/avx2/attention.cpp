@@ -29,9 +29,9 @@ const float* rows_f32(const GroupAttention& a, const uint8_t* base, int32_t s0, 
   return buf;
 }
 
-// dot_f32 of the AVX2 row kernels: four accumulators over 32-element steps, one over the
-// 8-element steps after them, summed as (acc0 + acc1) + (acc2 + acc3).
-inline float dot(const float* k, const float* q, int32_t n) {
+// dot_f32 of the AVX2 row kernels before its horizontal sum: four accumulators over 32-element
+// steps, one over the 8-element steps after them, returned as (acc0 + acc1) + (acc2 + acc3).
+inline __m256 dot_lanes(const float* k, const float* q, int32_t n) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
   int32_t i = 0;
@@ -44,7 +44,45 @@ inline float dot(const float* k, const float* q, int32_t n) {
   for (; i + 8 <= n; i += 8) {
     acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(k + i), _mm256_loadu_ps(q + i), acc0);
   }
-  return hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+  return _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
+}
+
+// The dot_f32 of the AVX2 row kernels.
+inline float dot(const float* k, const float* q, int32_t n) {
+  return hsum(dot_lanes(k, q, n));
+}
+
+// hsum of eight vectors at once: lane r = hsum(v[r]) bit for bit (the same additions, paired the
+// same way: lanes i and i + 4, then 0 + 2 and 1 + 3, then those two).
+inline __m256 hsum_8x8(const __m256 v[8]) {
+  __m256 t[4];  // t[i] = [v[2i] lo + hi | v[2i + 1] lo + hi]
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm256_add_ps(_mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x20),
+                         _mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x31));
+  }
+  // u0 = rows 0, 2 | 1, 3 and u1 = rows 4, 6 | 5, 7, each as (x0 + x2, x1 + x3).
+  const __m256 u0 = _mm256_add_ps(_mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                  _mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m256 u1 = _mm256_add_ps(_mm256_shuffle_ps(t[2], t[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                                  _mm256_shuffle_ps(t[2], t[3], _MM_SHUFFLE(3, 2, 3, 2)));
+  // Rows 0, 2, 4, 6 | 1, 3, 5, 7, then in order.
+  const __m256 h = _mm256_add_ps(_mm256_shuffle_ps(u0, u1, _MM_SHUFFLE(2, 0, 2, 0)),
+                                 _mm256_shuffle_ps(u0, u1, _MM_SHUFFLE(3, 1, 3, 1)));
+  return _mm256_permutevar8x32_ps(h, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+// Scores of rows [s0, s0 + 8) for one head: dot * scale, -inf where the slot is masked.
+inline void scores_8(const GroupAttention& a, const float* k, const float* q, int32_t s0,
+                     float* sc) {
+  const auto hd = static_cast<size_t>(a.head_dim);
+  __m256 v[8];
+  for (int r = 0; r < 8; ++r) v[r] = dot_lanes(k + static_cast<size_t>(r) * hd, q, a.head_dim);
+  const __m256 d = _mm256_mul_ps(hsum_8x8(v), _mm256_set1_ps(a.scale));
+  const __m256i masked = _mm256_cmpgt_epi32(
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.pos + s0)), _mm256_set1_epi32(a.q_pos));
+  _mm256_storeu_ps(sc + s0,
+                   _mm256_blendv_ps(d, _mm256_set1_ps(-std::numeric_limits<float>::infinity()),
+                                    _mm256_castsi256_ps(masked)));
 }
 
 // softmax::exp_approx on eight lanes: the same operations in the same order.
@@ -107,7 +145,11 @@ void attend_group(const GroupAttention& a) {
     for (int32_t h = 0; h < g; ++h) {
       const float* q = a.q + static_cast<size_t>(h) * static_cast<size_t>(hd);
       float* sc = a.scores + static_cast<size_t>(h) * nn;
-      for (int32_t r = 0; r < m; ++r) {
+      int32_t r = 0;
+      for (; r + 8 <= m; r += 8) {
+        scores_8(a, k + static_cast<size_t>(r) * static_cast<size_t>(hd), q, s0 + r, sc);
+      }
+      for (; r < m; ++r) {
         const int32_t s = s0 + r;
         sc[s] = a.pos[s] > a.q_pos
                     ? neg_inf
@@ -140,16 +182,21 @@ void attend_group(const GroupAttention& a) {
     for (int32_t h = 0; h < g; ++h) {
       const float* p = a.scores + static_cast<size_t>(h) * nn;
       float* out = a.out + static_cast<size_t>(h) * static_cast<size_t>(hd);
-      for (int32_t j = 0; j < hd; j += 8) {
-        __m256 acc = _mm256_loadu_ps(out + j);
+      // Up to 64 columns in registers while the rows go by (the zero test once per row).
+      for (int32_t j0 = 0; j0 < hd; j0 += 64) {
+        const int32_t nv = std::min(8, (hd - j0) / 8);
+        __m256 acc[8];
+        for (int32_t c = 0; c < nv; ++c) acc[c] = _mm256_loadu_ps(out + j0 + 8 * c);
         for (int32_t r = 0; r < m; ++r) {
           const float w = p[s0 + r];
           if (w == 0.0f) continue;
-          acc = _mm256_fmadd_ps(
-              _mm256_set1_ps(w),
-              _mm256_loadu_ps(v + static_cast<size_t>(r) * static_cast<size_t>(hd) + j), acc);
+          const __m256 vw = _mm256_set1_ps(w);
+          const float* vr = v + static_cast<size_t>(r) * static_cast<size_t>(hd) + j0;
+          for (int32_t c = 0; c < nv; ++c) {
+            acc[c] = _mm256_fmadd_ps(vw, _mm256_loadu_ps(vr + 8 * c), acc[c]);
+          }
         }
-        _mm256_storeu_ps(out + j, acc);
+        for (int32_t c = 0; c < nv; ++c) _mm256_storeu_ps(out + j0 + 8 * c, acc[c]);
       }
     }
   }
