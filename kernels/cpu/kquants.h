@@ -30,9 +30,12 @@ void quantize_q6_k(const float* src, void* dst, int64_t n);
 
 namespace avx2 {
 MOMENTKV_KQUANT_DECLS
-// out[k] = dot_q8k_T(w, xq + k * xq_stride bytes, n) for k < 4, bit-identical to dot_q8k_T; each
-// weight super-block is unpacked once for the four activation rows (prefill).
+// out[k] = dot_q8k_T(w, xq + k * xq_stride bytes, n) for k < 4 (x4) or k < 2 (x2), bit-identical
+// to dot_q8k_T; each weight super-block is unpacked once for the activation rows (prefill,
+// batched decode).
+void dot_q8k_q4_k_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
 void dot_q8k_q4_k_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
+void dot_q8k_q6_k_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
 void dot_q8k_q6_k_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
 }  // namespace avx2
 

@@ -3,9 +3,9 @@
 // shared) only delays the chunk it holds. For a batch of tokens a chunk is a tile of ~kTileBytes
 // of weights and every token runs over the tile before moving on, so a weight row comes from
 // memory once per call and from cache for the other tokens; where the type has a four-row kernel
-// (dot_act_4) tokens go through the tile four at a time, so each weight block is also unpacked
-// once per four tokens. dot_act_4 equals dot_act bit for bit, so every output is the same whatever
-// the thread count or batch.
+// (dot_act_4, dot_act_2) tokens go through the tile four (then two) at a time, so each weight block
+// is also unpacked once per four (two) tokens. Those kernels equal dot_act bit for bit, so every
+// output is the same whatever the thread count or batch.
 #include "kernels/cpu/matmul.h"
 
 #include <algorithm>
@@ -32,8 +32,18 @@ uint64_t checked_row_bytes(GgmlType t, int64_t n) {
   return *bytes;
 }
 
-// Placeholder Dot4 type for the paths without a four-row kernel.
-using NoDot4 = void (*)(const std::byte*, const std::byte*, float*);
+// Placeholder DotN type for the paths without multi-row kernels.
+using NoDotN = void (*)(const std::byte*, const std::byte*, float*);
+
+// A multi-row kernel (dot_act_2 / dot_act_4) bound to its row length and activation stride.
+struct ActRows {
+  void (*f)(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
+  int64_t n_in;
+  int64_t stride;
+  void operator()(const std::byte* row, const std::byte* a, float* out) const {
+    f(row, a, stride, n_in, out);
+  }
+};
 
 // Quantized activation rows of the calling thread, reused across calls.
 std::vector<std::byte>& act_scratch() {
@@ -41,21 +51,24 @@ std::vector<std::byte>& act_scratch() {
   return buffer;
 }
 
-// Rows [row_begin, row_end) of y for all tokens; Dot(w_row, act_row) -> float. Dot4(w_row,
-// act_row, out[4]) (null: unused) fills the dots with four consecutive activation rows at once.
-template <typename Dot, typename Dot4>
-void matmul_rows(const Dot& dot, const Dot4* dot4, const std::byte* w, uint64_t w_stride,
+// Rows [row_begin, row_end) of y for all tokens; Dot(w_row, act_row) -> float. The multi-row
+// kernels (null: unused) fill the dots of consecutive activation rows at once: multi[0] two rows,
+// multi[1] four, as DotN(w_row, act_row, out).
+template <typename Dot, typename DotN>
+void matmul_rows(const Dot& dot, const DotN* const multi[2], const std::byte* w, uint64_t w_stride,
                  const std::byte* act, uint64_t act_stride, int64_t n_out, int64_t n_tokens,
                  float* y, int64_t row_begin, int64_t row_end) {
   int64_t t = 0;
-  if (dot4 != nullptr) {
+  for (const int64_t rows : {int64_t{4}, int64_t{2}}) {
+    const DotN* dot_n = multi[rows == 4 ? 1 : 0];
+    if (dot_n == nullptr) continue;
     float out[4];
-    for (; t + 4 <= n_tokens; t += 4) {
+    for (; t + rows <= n_tokens; t += rows) {
       const std::byte* a = act + t * act_stride;
       float* yt = y + t * n_out;
       for (int64_t o = row_begin; o < row_end; ++o) {
-        (*dot4)(w + o * w_stride, a, out);
-        for (int64_t k = 0; k < 4; ++k) yt[k * n_out + o] = out[k];
+        (*dot_n)(w + o * w_stride, a, out);
+        for (int64_t k = 0; k < rows; ++k) yt[k * n_out + o] = out[k];
       }
     }
   }
@@ -67,10 +80,10 @@ void matmul_rows(const Dot& dot, const Dot4* dot4, const std::byte* w, uint64_t 
 }
 
 // All of y, chunks of rows shared out dynamically across the pool.
-template <typename Dot, typename Dot4>
-void matmul_parallel(ThreadPool& pool, const Dot& dot, const Dot4* dot4, const std::byte* w,
-                     uint64_t w_stride, const std::byte* act, uint64_t act_stride, int64_t n_out,
-                     int64_t n_tokens, float* y) {
+template <typename Dot, typename DotN>
+void matmul_parallel(ThreadPool& pool, const Dot& dot, const DotN* const multi[2],
+                     const std::byte* w, uint64_t w_stride, const std::byte* act,
+                     uint64_t act_stride, int64_t n_out, int64_t n_tokens, float* y) {
   const int64_t chunk = n_tokens == 1
                             ? kDecodeChunkRows
                             : std::max<int64_t>(1, kTileBytes / static_cast<int64_t>(w_stride));
@@ -79,7 +92,7 @@ void matmul_parallel(ThreadPool& pool, const Dot& dot, const Dot4* dot4, const s
   pool.parallel_for(std::min<int64_t>(pool.size(), n_chunks), [&](int64_t, int64_t) {
     for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks;
          c = next.fetch_add(1, std::memory_order_relaxed)) {
-      matmul_rows(dot, dot4, w, w_stride, act, act_stride, n_out, n_tokens, y, c * chunk,
+      matmul_rows(dot, multi, w, w_stride, act, act_stride, n_out, n_tokens, y, c * chunk,
                   std::min(n_out, (c + 1) * chunk));
     }
   });
@@ -104,8 +117,8 @@ void matmul(ThreadPool& pool, GgmlType w_type, const void* w, int64_t n_in, int6
     auto dot = [f = k.dot_f32, n_in](const std::byte* row, const std::byte* a) {
       return f(row, reinterpret_cast<const float*>(a), n_in);
     };
-    matmul_parallel(pool, dot, static_cast<const NoDot4*>(nullptr), wb, w_stride, xb, x_stride,
-                    n_out, n_tokens, y);
+    const NoDotN* const none[2] = {nullptr, nullptr};
+    matmul_parallel(pool, dot, none, wb, w_stride, xb, x_stride, n_out, n_tokens, y);
     return;
   }
 
@@ -126,14 +139,13 @@ void matmul(ThreadPool& pool, GgmlType w_type, const void* w, int64_t n_in, int6
   auto dot = [f = k.dot_act, n_in](const std::byte* row, const std::byte* a) {
     return f(row, a, n_in);
   };
-  auto dot4 = [f = k.dot_act_4, n_in, act_stride](const std::byte* row, const std::byte* a,
-                                                  float* out) {
-    f(row, a, static_cast<int64_t>(act_stride), n_in, out);
-  };
-  // Groups of four tokens unpack each weight block once; dot_act_4 equals dot_act bit for bit.
-  const bool use_dot4 = k.dot_act_4 != nullptr && n_tokens >= 4;
-  matmul_parallel(pool, dot, use_dot4 ? &dot4 : nullptr, wb, w_stride, act, act_stride, n_out,
-                  n_tokens, y);
+  // Groups of four, then two, tokens unpack each weight block once; both kernels equal dot_act
+  // bit for bit.
+  const ActRows dot4{k.dot_act_4, n_in, static_cast<int64_t>(act_stride)};
+  const ActRows dot2{k.dot_act_2, n_in, static_cast<int64_t>(act_stride)};
+  const ActRows* const multi[2] = {k.dot_act_2 != nullptr && n_tokens >= 2 ? &dot2 : nullptr,
+                                   k.dot_act_4 != nullptr && n_tokens >= 4 ? &dot4 : nullptr};
+  matmul_parallel(pool, dot, multi, wb, w_stride, act, act_stride, n_out, n_tokens, y);
 }
 
 void get_rows(GgmlType t, const void* w, int64_t n_in, const int32_t* ids, int64_t n_ids,

@@ -106,9 +106,12 @@ float dot_f32_q5_1(const void* w, const float* x, int64_t n);
 float dot_q8_0_q4_1(const void* w, const void* xq, int64_t n);
 float dot_q8_0_q5_0(const void* w, const void* xq, int64_t n);
 float dot_q8_0_q5_1(const void* w, const void* xq, int64_t n);
-// out[k] = dot_q8_0_T(w, xq + k * xq_stride bytes, n) for k < 4, bit-identical to dot_q8_0_T;
-// each weight block is unpacked once for the four activation rows (prefill).
+// out[k] = dot_q8_0_T(w, xq + k * xq_stride bytes, n) for k < 4 (x4) or k < 2 (x2),
+// bit-identical to dot_q8_0_T; each weight block is unpacked once for the activation rows
+// (prefill, batched decode).
+void dot_q8_0_q4_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
 void dot_q8_0_q4_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
+void dot_q8_0_q8_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
 void dot_q8_0_q8_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
 // y[i] = fma(a, value(row, i), y[i]) for i < n.
 void accumulate_f32(const void* row, float a, float* y, int64_t n);
@@ -124,6 +127,9 @@ void quantize_q8_0(const float* src, void* dst, int64_t n);
 float dot_q8_0_q4_0(const void* w, const void* xq, int64_t n);
 float dot_q8_0_q5_0(const void* w, const void* xq, int64_t n);
 float dot_q8_0_q8_0(const void* w, const void* xq, int64_t n);
+void dot_q8_0_q4_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
+void dot_q8_0_q5_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
+void dot_q8_0_q8_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
 void dot_q8_0_q4_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
 void dot_q8_0_q5_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
 void dot_q8_0_q8_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);

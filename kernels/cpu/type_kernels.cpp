@@ -27,12 +27,12 @@ float dot_act_f32(const void* w, const void* x, int64_t n) {
 }
 
 using DotAct = float (*)(const void*, const void*, int64_t);
-using DotAct4 = void (*)(const void*, const void*, int64_t, int64_t, float*);
+using DotActN = void (*)(const void*, const void*, int64_t, int64_t, float*);
 
-// The reference dot_act_4: dot_act once per activation row.
-template <DotAct F>
-void dot_act_4_loop(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
-  for (int k = 0; k < 4; ++k) out[k] = F(w, static_cast<const std::byte*>(xq) + k * xq_stride, n);
+// The reference dot_act_4 / dot_act_2: dot_act once per activation row.
+template <DotAct F, int N>
+void dot_act_n_loop(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
+  for (int k = 0; k < N; ++k) out[k] = F(w, static_cast<const std::byte*>(xq) + k * xq_stride, n);
 }
 
 // Dense index of the types with kernels; -1 for the others.
@@ -100,10 +100,14 @@ Table scalar_table() {
       {dequantize_q5_k, dot_f32_q5_k, GgmlType::Q8_K, quantize_q8_k, dot_q8k_q5_k, quantize_q5_k});
   set(t, GgmlType::Q6_K,
       {dequantize_q6_k, dot_f32_q6_k, GgmlType::Q8_K, quantize_q8_k, dot_q8k_q6_k, quantize_q6_k});
-  t[type_index(GgmlType::Q4_0)].dot_act_4 = dot_act_4_loop<dot_q8_0_q4_0>;
-  t[type_index(GgmlType::Q8_0)].dot_act_4 = dot_act_4_loop<dot_q8_0_q8_0>;
-  t[type_index(GgmlType::Q4_K)].dot_act_4 = dot_act_4_loop<dot_q8k_q4_k>;
-  t[type_index(GgmlType::Q6_K)].dot_act_4 = dot_act_4_loop<dot_q8k_q6_k>;
+  t[type_index(GgmlType::Q4_0)].dot_act_4 = dot_act_n_loop<dot_q8_0_q4_0, 4>;
+  t[type_index(GgmlType::Q8_0)].dot_act_4 = dot_act_n_loop<dot_q8_0_q8_0, 4>;
+  t[type_index(GgmlType::Q4_K)].dot_act_4 = dot_act_n_loop<dot_q8k_q4_k, 4>;
+  t[type_index(GgmlType::Q6_K)].dot_act_4 = dot_act_n_loop<dot_q8k_q6_k, 4>;
+  t[type_index(GgmlType::Q4_0)].dot_act_2 = dot_act_n_loop<dot_q8_0_q4_0, 2>;
+  t[type_index(GgmlType::Q8_0)].dot_act_2 = dot_act_n_loop<dot_q8_0_q8_0, 2>;
+  t[type_index(GgmlType::Q4_K)].dot_act_2 = dot_act_n_loop<dot_q8k_q4_k, 2>;
+  t[type_index(GgmlType::Q6_K)].dot_act_2 = dot_act_n_loop<dot_q8k_q6_k, 2>;
   t[type_index(GgmlType::F32)].accumulate = accumulate_f32;
   t[type_index(GgmlType::F16)].accumulate = accumulate_f16;
   return t;
@@ -144,6 +148,10 @@ Table avx2_table() {
   t[type_index(GgmlType::Q8_0)].dot_act_4 = dot_q8_0_q8_0_x4;
   t[type_index(GgmlType::Q4_K)].dot_act_4 = dot_q8k_q4_k_x4;
   t[type_index(GgmlType::Q6_K)].dot_act_4 = dot_q8k_q6_k_x4;
+  t[type_index(GgmlType::Q4_0)].dot_act_2 = dot_q8_0_q4_0_x2;
+  t[type_index(GgmlType::Q8_0)].dot_act_2 = dot_q8_0_q8_0_x2;
+  t[type_index(GgmlType::Q4_K)].dot_act_2 = dot_q8k_q4_k_x2;
+  t[type_index(GgmlType::Q6_K)].dot_act_2 = dot_q8k_q6_k_x2;
   t[type_index(GgmlType::F32)].accumulate = accumulate_f32;
   t[type_index(GgmlType::F16)].accumulate = accumulate_f16;
   return t;
@@ -153,16 +161,20 @@ Table avx2_table() {
 // (Q8_0 blocks, then per-row sums and scales), so all three take quantize_act from avxvnni.
 Table avx_vnni_table() {
   Table t = avx2_table();
-  auto vnni = [&t](GgmlType type, DotAct dot, DotAct4 dot4) {
+  auto vnni = [&t](GgmlType type, DotAct dot, DotActN dot2, DotActN dot4) {
     TypeKernels& k = t[type_index(type)];
     k.quantize_act = avxvnni::quantize_q8_0;
     k.act_row_bytes = avxvnni::act_row_bytes_q8_0;
     k.dot_act = dot;
+    k.dot_act_2 = dot2;
     k.dot_act_4 = dot4;
   };
-  vnni(GgmlType::Q4_0, avxvnni::dot_q8_0_q4_0, avxvnni::dot_q8_0_q4_0_x4);
-  vnni(GgmlType::Q5_0, avxvnni::dot_q8_0_q5_0, avxvnni::dot_q8_0_q5_0_x4);
-  vnni(GgmlType::Q8_0, avxvnni::dot_q8_0_q8_0, avxvnni::dot_q8_0_q8_0_x4);
+  vnni(GgmlType::Q4_0, avxvnni::dot_q8_0_q4_0, avxvnni::dot_q8_0_q4_0_x2,
+       avxvnni::dot_q8_0_q4_0_x4);
+  vnni(GgmlType::Q5_0, avxvnni::dot_q8_0_q5_0, avxvnni::dot_q8_0_q5_0_x2,
+       avxvnni::dot_q8_0_q5_0_x4);
+  vnni(GgmlType::Q8_0, avxvnni::dot_q8_0_q8_0, avxvnni::dot_q8_0_q8_0_x2,
+       avxvnni::dot_q8_0_q8_0_x4);
   return t;
 }
 

@@ -36,6 +36,9 @@ struct TypeKernels {
   // k < 4, bit-identical to dot_act, unpacking each weight block once for the four rows.
   void (*dot_act_4)(const void* w, const void* xq, int64_t xq_stride, int64_t n,
                     float* out) = nullptr;
+  // Optional, as dot_act_4 for two activation rows (k < 2).
+  void (*dot_act_2)(const void* w, const void* xq, int64_t xq_stride, int64_t n,
+                    float* out) = nullptr;
   // Optional (null: dequantize, then add): y[i] += a * value(row, i) for i < n; may round as one
   // fma (within 1 ulp of the product of a dequantize-then-add loop per element).
   void (*accumulate)(const void* row, float a, float* y, int64_t n) = nullptr;

@@ -35,6 +35,7 @@ std::vector<uint8_t> quantize_rows(GgmlType t, const std::vector<float>& x) {
 
 class DotAct4Test : public ::testing::TestWithParam<GgmlType> {};
 
+// dot_act_4 and dot_act_2 (rows 2 and 3 again) equal dot_act bit for bit and match scalar.
 TEST_P(DotAct4Test, EqualsDotActPerRowAndMatchesScalar) {
   const GgmlType t = GetParam();
   const TypeKernels& ref = type_kernels(t, Isa::kScalar);
@@ -62,6 +63,12 @@ TEST_P(DotAct4Test, EqualsDotActPerRowAndMatchesScalar) {
       for (int k = 0; k < 4; ++k) kern.quantize_act(x[k].data(), act.data() + k * stride, n);
       float out[4];
       kern.dot_act_4(w.data(), act.data(), stride, n, out);
+      if (kern.dot_act_2 != nullptr) {
+        float out2[2];
+        kern.dot_act_2(w.data(), act.data() + 2 * stride, stride, n, out2);
+        EXPECT_EQ(out2[0], out[2]) << type_name(t) << " " << isa_name(isa) << " dot_act_2";
+        EXPECT_EQ(out2[1], out[3]) << type_name(t) << " " << isa_name(isa) << " dot_act_2";
+      }
       for (int k = 0; k < 4; ++k) {
         const uint8_t* xq = act.data() + k * stride;
         EXPECT_EQ(out[k], kern.dot_act(w.data(), xq, n))

@@ -426,6 +426,9 @@ float dot_q8k_q4_k(const void* w, const void* xq, int64_t n) {
   dot_q8k_q4_k_n<1>(w, xq, 0, n, &out);
   return out;
 }
+void dot_q8k_q4_k_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
+  dot_q8k_q4_k_n<2>(w, xq, xq_stride, n, out);
+}
 void dot_q8k_q4_k_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
   dot_q8k_q4_k_n<4>(w, xq, xq_stride, n, out);
 }
@@ -434,6 +437,9 @@ float dot_q8k_q6_k(const void* w, const void* xq, int64_t n) {
   float out;
   dot_q8k_q6_k_n<1>(w, xq, 0, n, &out);
   return out;
+}
+void dot_q8k_q6_k_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
+  dot_q8k_q6_k_n<2>(w, xq, xq_stride, n, out);
 }
 void dot_q8k_q6_k_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
   dot_q8k_q6_k_n<4>(w, xq, xq_stride, n, out);

@@ -379,6 +379,9 @@ float dot_f32_q8_0(const void* w, const float* x, int64_t n) {
 float dot_q8_0_q4_0(const void* w, const void* xq, int64_t n) {
   return dot_q8_0_sym_1<Q4_0>(w, xq, n);
 }
+void dot_q8_0_q4_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
+  dot_q8_0_sym<Q4_0, 2>(w, xq, xq_stride, n, out);
+}
 void dot_q8_0_q4_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
   dot_q8_0_sym<Q4_0, 4>(w, xq, xq_stride, n, out);
 }
@@ -393,6 +396,9 @@ float dot_q8_0_q5_1(const void* w, const void* xq, int64_t n) {
 }
 float dot_q8_0_q8_0(const void* w, const void* xq, int64_t n) {
   return dot_q8_0_sym_1<Q8_0>(w, xq, n);
+}
+void dot_q8_0_q8_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
+  dot_q8_0_sym<Q8_0, 2>(w, xq, xq_stride, n, out);
 }
 void dot_q8_0_q8_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
   dot_q8_0_sym<Q8_0, 4>(w, xq, xq_stride, n, out);

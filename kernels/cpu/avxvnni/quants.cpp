@@ -147,6 +147,9 @@ float dot_q8_0_q4_0(const void* w, const void* xq, int64_t n) {
   dot_sym<Q4_0, 1>(w, xq, 0, n, &out);
   return out;
 }
+void dot_q8_0_q4_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
+  dot_sym<Q4_0, 2>(w, xq, xq_stride, n, out);
+}
 void dot_q8_0_q4_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
   dot_sym<Q4_0, 4>(w, xq, xq_stride, n, out);
 }
@@ -155,6 +158,9 @@ float dot_q8_0_q5_0(const void* w, const void* xq, int64_t n) {
   dot_sym<Q5_0, 1>(w, xq, 0, n, &out);
   return out;
 }
+void dot_q8_0_q5_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
+  dot_sym<Q5_0, 2>(w, xq, xq_stride, n, out);
+}
 void dot_q8_0_q5_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
   dot_sym<Q5_0, 4>(w, xq, xq_stride, n, out);
 }
@@ -162,6 +168,9 @@ float dot_q8_0_q8_0(const void* w, const void* xq, int64_t n) {
   float out;
   dot_sym<Q8_0, 1>(w, xq, 0, n, &out);
   return out;
+}
+void dot_q8_0_q8_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
+  dot_sym<Q8_0, 2>(w, xq, xq_stride, n, out);
 }
 void dot_q8_0_q8_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
   dot_sym<Q8_0, 4>(w, xq, xq_stride, n, out);
