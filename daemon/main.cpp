@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -288,6 +289,19 @@ int main(int argc, char** argv) {
   so.telemetry = &recorder;
   so.layer_stats_rate = cfg.telemetry.layer_stats_rate;
   so.probe = probe_options(cfg.telemetry);
+  if (const char* stall = std::getenv("MOMENTKV_DEBUG_STALL_MS")) {
+    // A test hook, read only here: no request or signal can stall a running daemon.
+    char* end = nullptr;
+    const long ms = std::strtol(stall, &end, 10);
+    if (*end || ms < 0 || ms > 600'000) {
+      return fail(std::string("MOMENTKV_DEBUG_STALL_MS expects 0..600000 ms, got '") + stall + "'");
+    }
+    so.debug_stall = std::chrono::milliseconds(ms);
+    if (ms > 0) {
+      warn(std::string("MOMENTKV_DEBUG_STALL_MS: the worker will stall ") + std::to_string(ms) +
+           " ms in the first request (a test hook)");
+    }
+  }
   const std::string model_name = served.name;
   const ChatFormat chat = chat_format_for(*model, cfg.chat_template);
   Scheduler scheduler(served, backend, budget, so);
@@ -334,24 +348,42 @@ int main(int argc, char** argv) {
           std::to_string(cfg.kv.decode_budget) + " memory budget " +
           (cfg.memory_budget ? format_bytes(cfg.memory_budget) : std::string("none"))});
 
-  // Watchdog: ping at half the interval while the worker makes progress or is idle.
+  // Watchdog: WATCHDOG=1 goes out from this loop (never from a timer thread), at least every
+  // quarter interval, while the worker is healthy: parked with nothing to do, or its heartbeat
+  // moved within the last interval. A worker stuck in one step longer than that (while a
+  // request waits on it) gets no pings, and systemd's WatchdogSec= restarts the service.
   const char* wd = std::getenv("WATCHDOG_USEC");
   const long long watchdog_us = wd ? std::atoll(wd) : 0;
+  const long long tick_ns =
+      watchdog_us > 0 ? std::min(250'000'000ll, watchdog_us * 1000 / 4) : 250'000'000ll;
   uint64_t last_beat = scheduler.heartbeat();
   auto last_progress = std::chrono::steady_clock::now();
+  bool stalled = false;
   while (true) {
-    timespec timeout{0, 250'000'000};
+    timespec timeout{0, static_cast<long>(tick_ns)};
     siginfo_t si{};
     const int sig = sigtimedwait(&signals, &si, &timeout);
     if (watchdog_us > 0) {
       const uint64_t beat = scheduler.heartbeat();
       const auto now = std::chrono::steady_clock::now();
-      const bool idle = scheduler.stats().active.load() == 0;
-      if (beat != last_beat || idle) {
+      if (beat != last_beat || scheduler.parked()) {
         last_beat = beat;
         last_progress = now;
       }
-      if (now - last_progress < std::chrono::microseconds(watchdog_us)) sd_notify("WATCHDOG=1");
+      const auto quiet = now - last_progress;
+      if (quiet < std::chrono::microseconds(watchdog_us)) {
+        sd_notify(stalled ? "WATCHDOG=1\nSTATUS=" + ready_status : std::string("WATCHDOG=1"));
+        if (stalled) info("the worker makes progress again; watchdog pings resume");
+        stalled = false;
+      } else if (!stalled) {
+        stalled = true;
+        const std::string why =
+            std::string("the worker made no progress for ") +
+            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(quiet).count()) +
+            " ms with work waiting; watchdog pings withheld";
+        warn(why);
+        sd_notify("STATUS=stalled: " + why);
+      }
     }
     if (sig == SIGTERM || sig == SIGINT) {
       info("stopping: no new connections; generations may finish for " +
@@ -376,6 +408,7 @@ int main(int argc, char** argv) {
       sd_notify("RELOADING=1\nSTATUS=reloading configuration");
       const uint64_t old_budget = budget.budget();
       bool budget_changed = false;
+      std::string reload_error;
       try {
         DaemonConfig next = load_config(*args);
         if (next.memory_budget != cfg.memory_budget) {
@@ -435,8 +468,14 @@ int main(int argc, char** argv) {
         warn(std::string("reload failed, keeping the old configuration: ") + e.what());
         recorder.submit(telemetry::EventRecord{telemetry::unix_ms(), "error",
                                                std::string("reload failed: ") + e.what()});
+        reload_error = e.what();
       }
-      sd_notify("READY=1\nSTATUS=" + ready_status);
+      // READY=1 either way (the old configuration serves on after a failure), with the error
+      // where `systemctl status` shows it (SD-5b).
+      sd_notify("READY=1\nSTATUS=" + (reload_error.empty()
+                                          ? ready_status
+                                          : "reload failed, kept the old configuration: " +
+                                                reload_error + "; " + ready_status));
     }
   }
 }

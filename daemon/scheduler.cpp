@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <thread>
+#include <utility>
 
 #include "core/util/error.h"
 #include "daemon/telemetry/layer_records.h"
@@ -40,6 +42,7 @@ Scheduler::Scheduler(Served served, Backend& backend, MemoryBudget& budget,
       rng_(std::random_device{}()) {
   reserve_decoder(*served_.model);
   job_capacity_ = budget.available();
+  debug_stall_ = options_.debug_stall;
 }
 
 Scheduler::Served Scheduler::served() const {
@@ -296,6 +299,12 @@ bool Scheduler::advance(Job& job) {
   }
   try {
     if (!job.session) {
+      if (debug_stall_.count() > 0) {
+        const auto stall = std::exchange(debug_stall_, std::chrono::milliseconds(0));
+        std::fprintf(stderr, "<4>momentkvd: debug stall: the worker sleeps %lld ms (request %s)\n",
+                     static_cast<long long>(stall.count()), job.id.c_str());
+        std::this_thread::sleep_for(stall);
+      }
       job.started = Clock::now();
       job.engine = std::make_unique<Engine>(*job.served.model, backend_, job.engine_options);
       job.session =
@@ -406,8 +415,10 @@ void Scheduler::run() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] {
-        return !queue_.empty() || !admitted_.empty() || !active_.empty() || stopping_ ||
-               pending_.has_value() || probes_.has_work() || resize_queue_;
+        const bool work = !queue_.empty() || !admitted_.empty() || !active_.empty() || stopping_ ||
+                          pending_.has_value() || probes_.has_work() || resize_queue_;
+        parked_ = !work;  // evaluated under mu_ before each sleep and after each wake-up
+        return work;
       });
       // Fidelity probes run only while nothing else waits; any work stops them at once.
       if (!queue_.empty() || !admitted_.empty() || !active_.empty() || stopping_ || pending_) {

@@ -39,6 +39,9 @@ struct SchedulerOptions {
   telemetry::Telemetry* telemetry = nullptr;  // where finished requests are recorded (optional)
   double layer_stats_rate = 0.0;              // share of requests with per-layer statistics
   ProbeOptions probe;
+  // Test hook (MOMENTKV_DEBUG_STALL_MS, read once at start): the worker sleeps this long inside
+  // the next request's first step, a real stall for the watchdog tests (SD-4). 0: off.
+  std::chrono::milliseconds debug_stall{0};
 };
 
 // Counters for /metrics.
@@ -96,6 +99,8 @@ class Scheduler {
   const ProbeCounters& probe_counters() const { return probes_.counters(); }
   // Monotonic count of worker loop iterations (the watchdog heartbeat).
   uint64_t heartbeat() const { return heartbeat_.load(); }
+  // True while the worker sleeps with nothing to do (no progress is owed to the watchdog).
+  bool parked() const { return parked_.load(); }
 
  private:
   struct Job;
@@ -132,6 +137,8 @@ class Scheduler {
   bool stopping_ = false;
   bool cancel_all_ = false;
   std::atomic<uint64_t> heartbeat_{0};
+  std::atomic<bool> parked_{false};
+  std::chrono::milliseconds debug_stall_{0};  // worker thread only; spent by the first stall
   uint64_t next_id_ = 1;
   ProbeRunner probes_;                     // worker thread only
   std::unique_ptr<BatchDecoder> decoder_;  // worker thread only (created for served_'s model)

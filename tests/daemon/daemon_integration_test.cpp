@@ -371,6 +371,10 @@ TEST(Daemon, QueueFullAndBudgetAdmission) {
   EXPECT_TRUE(st == 200 || (st == 400 && r["error"]["code"] == "budget_exceeded")) << r.dump();
   const std::string metrics = ipc::unix_http(d.socket(), "GET", "/metrics", "").body;
   EXPECT_NE(metrics.find("momentkv_kv_reserved_bytes 0\n"), std::string::npos) << metrics;
+  // The next request that fits is served (RELIABILITY.md MB-5).
+  const json next =
+      post(d.socket(), "/v1/completions", {{"prompt", "Once"}, {"max_tokens", 4}}, &st);
+  EXPECT_EQ(st, 200) << next.dump();
 }
 
 TEST(Daemon, SocketActivation) {

@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -19,6 +20,7 @@
 #include "ipc/unix_http_client.h"
 #include "tests/support/daemon_process.h"
 #include "tests/support/gguf_corpus.h"
+#include "tests/support/sanitizers.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_paths.h"
 
@@ -221,6 +223,39 @@ TEST(BadInput, AHundredMegabytePromptIsRefusedAndServingGoesOn) {
         target, reply.substr(0, reply.find('\r')).c_str(), ms, sent, bytes, status);
   }
   EXPECT_EQ(d.wait(20), -1) << "the daemon exited";
+}
+
+// MB-4: a prompt longer than the context is refused at once (400 context_exceeded, before any
+// memory is reserved or a token generated) and the next request is served.
+TEST(BadInput, APromptLongerThanTheContextIsRefusedAtOnce) {
+  test::DaemonProcess d({"--model", model(), "--threads", "1"}, "mb4");
+  ASSERT_TRUE(d.ready()) << d.log();
+  std::string prompt;
+  for (int i = 0; i < 400; ++i) prompt += "Once upon a time there was a little girl. ";
+  const std::string body = json{{"prompt", prompt}, {"max_tokens", 4}}.dump();
+  double worst_ms = 0.0;
+  std::string message;
+  for (int i = 0; i < 20; ++i) {
+    int status = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    const json r = post(d.socket(), body, &status);
+    worst_ms = std::max(
+        worst_ms,
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    EXPECT_EQ(status, 400) << r.dump();
+    EXPECT_EQ(r["error"]["code"], "context_exceeded") << r.dump();
+    message = r["error"].value("message", "");
+  }
+  int status = 0;
+  const json ok = post(d.socket(), R"({"prompt":"Once","max_tokens":2})", &status);
+  EXPECT_EQ(status, 200) << ok.dump();
+  if (!test::kAddressSanitizer && !test::kThreadSanitizer) {
+    EXPECT_LT(worst_ms, 50.0);
+  }
+  std::printf(
+      "FIGURE MB-4: a %zu-byte prompt (%s): 20/20 refused with 400 context_exceeded, "
+      "worst %.1f ms round trip; next request %d\n",
+      prompt.size(), message.c_str(), worst_ms, status);
 }
 
 TEST(BadInput, EveryBadModelFileExits78WithAStatus) {

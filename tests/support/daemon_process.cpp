@@ -36,10 +36,11 @@ DaemonProcess::DaemonProcess(const std::vector<std::string>& args, const std::st
   start(std::move(all));
 }
 
-DaemonProcess::DaemonProcess(const Command& command, const std::string& name) {
+DaemonProcess::DaemonProcess(const Command& command, const std::string& name,
+                             const std::vector<std::string>& env) {
   make_dir(name);
   socket_ = command.socket;
-  start(command.argv, command.wait_ready);
+  start(command.argv, command.wait_ready, env);
 }
 
 void DaemonProcess::make_dir(const std::string& name) {
@@ -48,7 +49,8 @@ void DaemonProcess::make_dir(const std::string& name) {
   std::filesystem::create_directories(dir_);
 }
 
-void DaemonProcess::start(std::vector<std::string> all, bool wait_ready) {
+void DaemonProcess::start(std::vector<std::string> all, bool wait_ready,
+                          const std::vector<std::string>& env) {
   notify_path_ = dir_ + "/notify";
   log_path_ = dir_ + "/log.txt";
   notify_fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -57,8 +59,11 @@ void DaemonProcess::start(std::vector<std::string> all, bool wait_ready) {
   std::strncpy(addr.sun_path, notify_path_.c_str(), sizeof(addr.sun_path) - 1);
   bind(notify_fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
   chmod(notify_path_.c_str(), 0666);  // a daemon run as another user (setpriv) may notify too
+  std::vector<std::string> environment = env;  // copied before fork: the child only calls putenv
+  started_at_ = Clock::now();
   pid_ = fork();
   if (pid_ == 0) {
+    for (auto& e : environment) putenv(e.data());
     const int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(log, 2);
     dup2(log, 1);
@@ -107,6 +112,7 @@ void DaemonProcess::drain(int timeout_ms) {
     const ssize_t n = recv(notify_fd_, buf, sizeof buf, 0);
     if (n <= 0) break;
     messages_.emplace_back(buf, static_cast<size_t>(n));
+    times_.push_back(Clock::now());
     timeout_ms = 0;
   }
 }

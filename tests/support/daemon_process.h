@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,9 @@ class DaemonProcess {
     std::string socket;
     bool wait_ready = true;
   };
-  explicit DaemonProcess(const Command& command, const std::string& name = "d");
+  // `env` (NAME=VALUE) is added to the daemon's environment.
+  explicit DaemonProcess(const Command& command, const std::string& name = "d",
+                         const std::vector<std::string>& env = {});
   ~DaemonProcess();
   DaemonProcess(const DaemonProcess&) = delete;
   DaemonProcess& operator=(const DaemonProcess&) = delete;
@@ -39,6 +42,11 @@ class DaemonProcess {
   int wait(int timeout_ms);
   // Notify messages received so far (reads any pending ones first).
   const std::vector<std::string>& notifications();
+  // When each of notifications() was received, and when the daemon was started (just before
+  // fork and exec).
+  using Clock = std::chrono::steady_clock;
+  const std::vector<Clock::time_point>& notification_times() const { return times_; }
+  Clock::time_point started_at() const { return started_at_; }
   // Waits up to timeout_ms for a notification containing `text`.
   bool wait_notification(const std::string& text, int timeout_ms);
   // What the daemon wrote to stderr.
@@ -46,7 +54,8 @@ class DaemonProcess {
 
  private:
   void make_dir(const std::string& name);
-  void start(std::vector<std::string> argv, bool wait_ready = true);
+  void start(std::vector<std::string> argv, bool wait_ready = true,
+             const std::vector<std::string>& env = {});
   void drain(int timeout_ms);
   std::string dir_, socket_, notify_path_, log_path_;
   int notify_fd_ = -1;
@@ -55,6 +64,8 @@ class DaemonProcess {
   bool exited_ = false;
   int exit_code_ = -1;
   std::vector<std::string> messages_;
+  std::vector<Clock::time_point> times_;
+  Clock::time_point started_at_;
 };
 
 // Path of the built momentkvd binary.
