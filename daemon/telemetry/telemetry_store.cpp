@@ -119,8 +119,7 @@ int TelemetryStore::on_wal_commit(void* self, sqlite3*, const char*, int pages) 
 }
 
 void TelemetryStore::checkpoint_if_due(int headroom_pages) {
-  if (options_.wal_checkpoint_pages <= 0 ||
-      wal_pages_ + headroom_pages < next_checkpoint_pages_) {
+  if (options_.wal_checkpoint_pages <= 0 || wal_pages_ + headroom_pages < next_checkpoint_pages_) {
     return;
   }
   // RESTART waits (up to the wait below) until every reader is on the latest snapshot, copies
