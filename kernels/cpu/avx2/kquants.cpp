@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "core/tensor/fp16.h"
+#include "kernels/cpu/avx2/simd.h"
 #include "kernels/cpu/kquant_blocks.h"
 #include "kernels/cpu/kquants.h"
 
@@ -25,12 +26,7 @@ namespace {
 
 constexpr int kQk = kQkBlock;
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+using x86::hsum;
 
 inline int32_t hsum(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));

@@ -261,25 +261,33 @@ TEST(FaultVfs, PassesThroughWhenDisarmed) {
   EXPECT_EQ(inspect(dir.file("t.db")).live_rows, 10);
 }
 
+// Runs `run(kind, N, t)` for N = 1, 2, ... until the N-th call no longer comes (every fault point
+// of `kind` covered; a fault-free run first counts the calls), adding to `points` and `ranges`.
+void sweep(const FaultKind& kind, int64_t (*run)(const FaultKind&, int64_t, Totals&), Totals& t,
+           int64_t& points, std::string& ranges) {
+  Totals calibrate;
+  const int64_t k = run(kind, 0, calibrate);  // the calls of a fault-free run
+  ASSERT_EQ(calibrate.faults, 0);
+  int64_t n = 1;
+  for (;; ++n) {
+    const int64_t faults_before = t.faults;
+    run(kind, n, t);
+    if (t.faults == faults_before) break;  // past the last call: every point covered
+    ASSERT_LT(n, 4 * k + 100) << describe(kind) << ": the fault keeps firing";
+  }
+  points += n - 1;
+  ranges += std::string(ranges.empty() ? "" : ", ") + describe(kind) +
+            (n > 1 ? " N=1.." + std::to_string(n - 1) : std::string(" (no calls)"));
+}
+
 TEST(FaultVfs, StoreSurvivesEveryFaultPoint) {
   Totals t;
   std::string ranges;
   int64_t points = 0;
   const auto t0 = Clock::now();
   for (const FaultKind& kind : all_kinds()) {
-    Totals calibrate;
-    const int64_t k = store_run(kind, 0, calibrate);  // the calls of a fault-free run
-    ASSERT_EQ(calibrate.faults, 0);
-    int64_t n = 1;
-    for (;; ++n) {
-      const int64_t faults_before = t.faults;
-      store_run(kind, n, t);
-      if (t.faults == faults_before) break;  // past the last call: every point covered
-      ASSERT_LT(n, 4 * k + 100) << describe(kind) << ": the fault keeps firing";
-    }
-    points += n - 1;
-    ranges += std::string(ranges.empty() ? "" : ", ") + describe(kind) +
-              (n > 1 ? " N=1.." + std::to_string(n - 1) : std::string(" (no calls)"));
+    sweep(kind, store_run, t, points, ranges);
+    if (HasFatalFailure()) return;
   }
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
   std::printf(
@@ -401,19 +409,8 @@ TEST(FaultVfs, WriterDegradesAndRecoversAtEveryFaultPoint) {
   const auto t0 = Clock::now();
   for (const FaultKind& kind : all_kinds()) {
     if (kind.mode != FaultVfs::Mode::kForever) continue;
-    Totals calibrate;
-    const int64_t k = writer_run(kind, 0, calibrate);
-    ASSERT_EQ(calibrate.faults, 0);
-    int64_t n = 1;
-    for (;; ++n) {
-      const int64_t faults_before = t.faults;
-      writer_run(kind, n, t);
-      if (t.faults == faults_before) break;
-      ASSERT_LT(n, 4 * k + 100) << describe(kind) << ": the fault keeps firing";
-    }
-    points += n - 1;
-    ranges += std::string(ranges.empty() ? "" : ", ") + describe(kind) +
-              (n > 1 ? " N=1.." + std::to_string(n - 1) : std::string(" (no calls)"));
+    sweep(kind, writer_run, t, points, ranges);
+    if (HasFatalFailure()) return;
   }
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
   std::printf(
