@@ -5,7 +5,9 @@
 // memory once per call and from cache for the other tokens; where the type has a four-row kernel
 // (dot_act_4, dot_act_2) tokens go through the tile four (then two) at a time, so each weight block
 // is also unpacked once per four (two) tokens. Those kernels equal dot_act bit for bit, so every
-// output is the same whatever the thread count or batch.
+// output is the same whatever the thread count or batch. The first pass over a chunk prefetches
+// the weight rows two ahead of the one it computes: the hardware prefetcher alone left the
+// loads and the arithmetic of decode barely overlapped (decode +25 %, four sequences +45 %).
 #include "kernels/cpu/matmul.h"
 
 #include <algorithm>
@@ -34,6 +36,12 @@ uint64_t checked_row_bytes(GgmlType t, int64_t n) {
 
 // Placeholder DotN type for the paths without multi-row kernels.
 using NoDotN = void (*)(const std::byte*, const std::byte*, float*);
+
+constexpr int64_t kPrefetchRows = 2;  // weight rows ahead that single-token rows prefetch
+
+inline void prefetch_bytes(const std::byte* p, uint64_t n) {
+  for (uint64_t i = 0; i < n; i += 64) __builtin_prefetch(p + i, 0, 0);
+}
 
 // A multi-row kernel (dot_act_2 / dot_act_4) bound to its row length and activation stride.
 struct ActRows {
@@ -67,6 +75,10 @@ void matmul_rows(const Dot& dot, const DotN* const multi[2], const std::byte* w,
       const std::byte* a = act + t * act_stride;
       float* yt = y + t * n_out;
       for (int64_t o = row_begin; o < row_end; ++o) {
+        // The first pass over the tile brings its weights from memory (as below).
+        if (t == 0 && o + kPrefetchRows < row_end) {
+          prefetch_bytes(w + (o + kPrefetchRows) * w_stride, w_stride);
+        }
         (*dot_n)(w + o * w_stride, a, out);
         for (int64_t k = 0; k < rows; ++k) yt[k * n_out + o] = out[k];
       }
@@ -75,7 +87,14 @@ void matmul_rows(const Dot& dot, const DotN* const multi[2], const std::byte* w,
   for (; t < n_tokens; ++t) {
     const std::byte* a = act + t * act_stride;
     float* yt = y + t * n_out;
-    for (int64_t o = row_begin; o < row_end; ++o) yt[o] = dot(w + o * w_stride, a);
+    for (int64_t o = row_begin; o < row_end; ++o) {
+      // One token reads each weight byte once, from memory: ask for the row after the next
+      // while this one is computed, so the loads overlap the arithmetic.
+      if (t == 0 && o + kPrefetchRows < row_end) {
+        prefetch_bytes(w + (o + kPrefetchRows) * w_stride, w_stride);
+      }
+      yt[o] = dot(w + o * w_stride, a);
+    }
   }
 }
 
@@ -84,7 +103,10 @@ template <typename Dot, typename DotN>
 void matmul_parallel(ThreadPool& pool, const Dot& dot, const DotN* const multi[2],
                      const std::byte* w, uint64_t w_stride, const std::byte* act,
                      uint64_t act_stride, int64_t n_out, int64_t n_tokens, float* y) {
-  const int64_t chunk = n_tokens == 1
+  // A few tokens (decode, batched decode) pass over a tile once or twice: decode-sized chunks,
+  // fewer chunk ends where the prefetch of the next rows stops (a 64-row chunk of the widest
+  // rows, ~200 KB, still sits in L2 for the second pass of eight tokens).
+  const int64_t chunk = n_tokens <= 8
                             ? kDecodeChunkRows
                             : std::max<int64_t>(1, kTileBytes / static_cast<int64_t>(w_stride));
   const int64_t n_chunks = (n_out + chunk - 1) / chunk;

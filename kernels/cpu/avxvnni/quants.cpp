@@ -10,8 +10,9 @@
 // correction, and the activation scales as floats, depend only on the activation row, so
 // quantize_q8_0 here computes them once per row and stores them after the Q8_0 blocks (the
 // "trailer", act_row_bytes): per whole group of four blocks 64 bytes,
-//   bytes  0..31: i32 x 8, lane j < 4 = sum of block 4g+j's elements 0..15, lane 4 + j = 16..31
-//                 (the fold4 layout, see avx2/simd.h);
+//   bytes  0..31: i32 x 8, lane j < 4 = 8 x the sum of block 4g+j's elements 0..15, lane 4 + j
+//                 = 8 x the sum of 16..31 (the fold4 layout, see avx2/simd.h; 8 = Q4_0's offset,
+//                 the most used weight type, so its correction needs no shift);
 //   bytes 32..63: f32 x 8, the four blocks' scales twice [d0 d1 d2 d3 d0 d1 d2 d3].
 // A dot product then costs one dpbusd per block and activation row, plus per group of four
 // blocks a fold, a shift and subtract, a conversion and one fma. One and four activation rows go
@@ -39,6 +40,7 @@ using x86::scales4;
 
 constexpr int64_t kBlockBytes = sizeof(BlockQ8_0);
 constexpr int64_t kGroupTrailerBytes = 64;
+constexpr int kTrailerShift = 3;  // the trailer's sums are stored times 2^3
 
 // Unsigned forms of the weight blocks: u(b) = q + 2^kShift, all bytes 0..255.
 struct Q4_0 {
@@ -93,8 +95,11 @@ void dot_sym(const void* w, const void* xq, int64_t x_stride, int64_t n, float* 
       const __m256i sums =
           fold4(dpbusd(u0, xk), dpbusd(u1, xk + kBlockBytes), dpbusd(u2, xk + 2 * kBlockBytes),
                 dpbusd(u3, xk + 3 * kBlockBytes));
-      const __m256i sx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t));
-      const __m256i exact = _mm256_sub_epi32(sums, _mm256_slli_epi32(sx, T::kShift));
+      __m256i corr = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t));  // 8 x sums
+      if constexpr (T::kShift > kTrailerShift) {
+        corr = _mm256_slli_epi32(corr, T::kShift - kTrailerShift);
+      }
+      const __m256i exact = _mm256_sub_epi32(sums, corr);
       const __m256 d = _mm256_mul_ps(dw, _mm256_loadu_ps(reinterpret_cast<const float*>(t + 32)));
       acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(exact), d, acc[k]);
     }
@@ -137,7 +142,7 @@ void quantize_q8_0(const float* src, void* dst, int64_t n) {
               dpbusd(ones, qs + 3 * kBlockBytes));
     const __m128 d = scales4(blk);
     uint8_t* t = trailer + g * kGroupTrailerBytes;
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(t), sx);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(t), _mm256_slli_epi32(sx, kTrailerShift));
     _mm256_storeu_ps(reinterpret_cast<float*>(t + 32), _mm256_set_m128(d, d));
   }
 }
