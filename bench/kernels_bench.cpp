@@ -6,6 +6,12 @@
 //                                  fast path (activations quantized), on best_isa(); calls
 //                                  rotate over copies of W larger than the caches, so weights
 //                                  stream from memory. MOMENTKV_ISA=scalar runs it on scalar.
+//   attention/PATH/slots:N/threads:K  one decode token's attention in one layer of the
+//                                  TinyLlama-1.1B shape (32 query heads, 4 KV heads, head_dim 64,
+//                                  f16 KV) over N resident slots; calls rotate over 22 layers, so
+//                                  at 2,048 slots the cache (46 MB) streams from memory as in
+//                                  decode. bytes_per_second counts K and V bytes read; FLOP/s the
+//                                  two multiply-adds per query head, slot and element.
 //   read_bandwidth/threads:K       the machine's limit beside it: summing a 256 MiB buffer
 // ISA is scalar and the best one this CPU has. bytes_per_second counts weight bytes
 // (f32 input bytes for quantize_act); FLOP/s counts a multiply and an add per weight element and
@@ -23,8 +29,11 @@
 #include <string_view>
 #include <vector>
 
+#include "core/kv/kv_cells.h"
+#include "core/kv/kv_storage.h"
 #include "core/tensor/ggml_type.h"
 #include "core/util/thread_pool.h"
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/type_kernels.h"
 
@@ -172,6 +181,48 @@ void bench_read_bandwidth(benchmark::State& state, int n_threads) {
   set_rates(state, static_cast<size_t>(kBandwidthBytes), 0);
 }
 
+// One decode token's attention, layer after layer of a TinyLlama-shaped f16 cache of n_slots.
+void bench_attention(benchmark::State& state, kernels::AttentionPath path, int32_t n_slots,
+                     int n_threads) {
+  constexpr int32_t kLayers = 22, kHeads = 32, kHeadsKv = 4, kHeadDim = 64;
+  KvStorage kv(KvType::kF16, kLayers * kHeadsKv, n_slots, kHeadDim);
+  std::vector<KvCells> lanes(static_cast<size_t>(kLayers * kHeadsKv), KvCells(n_slots));
+  const auto rows = random_values(2 * kHeadDim, 3);
+  for (int32_t lane = 0; lane < kLayers * kHeadsKv; ++lane) {
+    for (int32_t s = 0; s < n_slots; ++s) {
+      lanes[static_cast<size_t>(lane)].add(s, Region::kDecode, s);
+      kv.write(lane, s, rows.data(), rows.data() + kHeadDim);
+    }
+  }
+  const auto q = random_values(kHeads * kHeadDim, 4);
+  std::vector<float> out(q.size());
+  const int32_t q_pos = n_slots;
+  ThreadPool pool(n_threads);
+  AttentionArgs a;
+  a.n_tokens = 1;
+  a.n_head = kHeads;
+  a.n_head_kv = kHeadsKv;
+  a.head_dim = kHeadDim;
+  a.scale = 0.125f;
+  a.q = q.data();
+  a.q_pos = &q_pos;
+  a.out = out.data();
+  a.kv = &kv;
+  int32_t layer = 0;
+  for (auto _ : state) {
+    a.layer = layer;
+    a.lanes = lanes.data() + static_cast<size_t>(layer) * kHeadsKv;
+    kernels::attention(pool, a, kernels::best_isa(), path);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+    layer = (layer + 1) % kLayers;
+  }
+  const double bytes =
+      2.0 * kHeadsKv * static_cast<double>(n_slots) * static_cast<double>(kv.row_bytes());
+  set_rates(state, static_cast<size_t>(bytes),
+            4.0 * kHeads * static_cast<double>(n_slots) * kHeadDim);
+}
+
 // Concatenates parts with append (GCC 12 -O3 warns falsely on chains of std::string operator+).
 std::string join(std::initializer_list<std::string_view> parts) {
   std::string out;
@@ -198,6 +249,17 @@ void register_all() {
       const auto act = kernels::type_kernels(t, isa).act_type;
       const std::string name = join({"quantize_act/", type_name(act), "/", kernels::isa_name(isa)});
       benchmark::RegisterBenchmark(name.c_str(), bench_quantize_act, t, isa);
+    }
+  }
+  for (const kernels::AttentionPath path : kernels::attention_paths()) {
+    for (const int32_t n_slots : {128, 2048}) {
+      for (const int n_threads : {1, 2}) {
+        const std::string name =
+            join({"attention/", kernels::attention_path_name(path),
+                  "/slots:", std::to_string(n_slots), "/threads:", std::to_string(n_threads)});
+        benchmark::RegisterBenchmark(name.c_str(), bench_attention, path, n_slots, n_threads)
+            ->UseRealTime();
+      }
     }
   }
   const std::string best = kernels::isa_name(kernels::best_isa());

@@ -68,9 +68,17 @@ void attend_one(const AttentionArgs& a, const TypeKernels& rk, int32_t i, int32_
 }
 
 #ifdef MOMENTKV_HAVE_AVX2
-// The query heads of KV group g for token i, through the grouped fast path.
-void attend_group(const AttentionArgs& a, int32_t i, int32_t g, float* sum) {
-  thread_local std::vector<float> scores, rows;
+using GroupKernel = void (*)(const GroupAttention&);
+
+bool cpu_has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+}
+
+// The query heads of KV group g for token i, through a grouped path's kernel.
+void attend_group(GroupKernel kernel, const AttentionArgs& a, int32_t i, int32_t g, float* sum) {
+  thread_local std::vector<float> scores, rows, q_pairs;
   const int32_t group = a.n_head / a.n_head_kv;
   const int32_t lane = a.layer * a.n_head_kv + g;
   const KvCells& cells = a.lanes[g];
@@ -95,18 +103,20 @@ void attend_group(const AttentionArgs& a, int32_t i, int32_t g, float* sum) {
   rows.resize(static_cast<size_t>(GroupAttention::kBlock) * static_cast<size_t>(a.head_dim));
   ga.scores = scores.data();
   ga.rows = rows.data();
-  avx2::attend_group(ga);
+  q_pairs.resize(static_cast<size_t>(group) * 2 * static_cast<size_t>(a.head_dim));
+  ga.q_pairs = q_pairs.data();
+  kernel(ga);
 }
 
 // The grouped fast path over every (token, KV group), or over groups when statistics are summed
 // (each group's sums written by one thread).
-void attention_grouped(ThreadPool& pool, const AttentionArgs& a) {
+void attention_grouped(ThreadPool& pool, const AttentionArgs& a, GroupKernel kernel) {
   if (a.attn_sum) {
     pool.parallel_for(a.n_head_kv, [&](int64_t begin, int64_t end) {
       for (int64_t g = begin; g < end; ++g) {
         float* sum = a.attn_sum + static_cast<size_t>(a.attn_stride) * static_cast<size_t>(g);
         for (int32_t i = 0; i < a.n_tokens; ++i) {
-          attend_group(a, i, static_cast<int32_t>(g), i >= a.observe_from ? sum : nullptr);
+          attend_group(kernel, a, i, static_cast<int32_t>(g), i >= a.observe_from ? sum : nullptr);
         }
       }
     });
@@ -115,26 +125,59 @@ void attention_grouped(ThreadPool& pool, const AttentionArgs& a) {
   pool.parallel_for(static_cast<int64_t>(a.n_tokens) * a.n_head_kv,
                     [&](int64_t begin, int64_t end) {
                       for (int64_t item = begin; item < end; ++item) {
-                        attend_group(a, static_cast<int32_t>(item / a.n_head_kv),
+                        attend_group(kernel, a, static_cast<int32_t>(item / a.n_head_kv),
                                      static_cast<int32_t>(item % a.n_head_kv), nullptr);
                       }
                     });
+}
+
+// The grouped path's kernel for `path` with these arguments, or null for the per-head path.
+GroupKernel group_kernel(const AttentionArgs& a, Isa isa, AttentionPath path) {
+  if (path == AttentionPath::kPerHead || !has_avx2(isa) || a.kv->type() == KvType::kQ8_0 ||
+      a.head_dim % 8 != 0 || a.head_dim <= 0) {
+    return nullptr;
+  }
+  static const bool avx512 = cpu_has_avx512();
+  if (path == AttentionPath::kGroupedAvx2 || !avx512) return avx2::attend_group;
+  return avx512::attend_group;
 }
 #endif
 
 }  // namespace
 
-void attention(ThreadPool& pool, const AttentionArgs& a, Isa isa, bool grouped) {
+const char* attention_path_name(AttentionPath path) {
+  switch (path) {
+    case AttentionPath::kAuto:
+      return "auto";
+    case AttentionPath::kPerHead:
+      return "per-head";
+    case AttentionPath::kGroupedAvx2:
+      return "grouped-avx2";
+    case AttentionPath::kGroupedAvx512:
+      return "grouped-avx512";
+  }
+  return "unknown";
+}
+
+std::vector<AttentionPath> attention_paths() {
+  std::vector<AttentionPath> paths = {AttentionPath::kPerHead};
+#ifdef MOMENTKV_HAVE_AVX2
+  if (has_avx2(best_isa())) paths.push_back(AttentionPath::kGroupedAvx2);
+  if (has_avx2(best_isa()) && cpu_has_avx512()) paths.push_back(AttentionPath::kGroupedAvx512);
+#endif
+  return paths;
+}
+
+void attention(ThreadPool& pool, const AttentionArgs& a, Isa isa, AttentionPath path) {
   const TypeKernels& rk = type_kernels(row_type(a.kv->type()), isa);
   const int32_t group = a.n_head / a.n_head_kv;
 #ifdef MOMENTKV_HAVE_AVX2
-  if (grouped && has_avx2(isa) && a.kv->type() != KvType::kQ8_0 && a.head_dim % 8 == 0 &&
-      a.head_dim > 0) {
-    attention_grouped(pool, a);
+  if (const GroupKernel kernel = group_kernel(a, isa, path); kernel != nullptr) {
+    attention_grouped(pool, a, kernel);
     return;
   }
 #else
-  (void)grouped;
+  (void)path;
 #endif
   if (a.attn_sum) {
     pool.parallel_for(a.n_head_kv, [&](int64_t begin, int64_t end) {

@@ -24,11 +24,17 @@ struct GroupAttention {
   float* sum = nullptr;          // optional [n]: += each head's probabilities
   float* scores = nullptr;       // scratch [group][n]
   float* rows = nullptr;         // scratch [kBlock][head_dim]
+  float* q_pairs = nullptr;      // scratch [group][2 * head_dim] (the AVX-512 path)
   static constexpr int32_t kBlock = 16;
 };
 
 namespace avx2 {
 void attend_group(const GroupAttention& a);
 }  // namespace avx2
+
+// The same with 512-bit vectors (AVX-512 F/VL/BW/DQ), the same operations in the same order.
+namespace avx512 {
+void attend_group(const GroupAttention& a);
+}  // namespace avx512
 
 }  // namespace momentkv::kernels

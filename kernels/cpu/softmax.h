@@ -25,6 +25,11 @@ inline constexpr float kMinX = -86.0f;
 inline constexpr float kMaxX = 88.0f;
 inline constexpr int kLanes = 8;  // the partial sums of exp_shifted_sum
 
+// The functions live in an unnamed namespace: the files that include this one are compiled for
+// different instruction sets (scalar, AVX2, AVX-512), and each must call its own copy, not one the
+// linker picked from another file.
+namespace {
+
 inline float exp_approx(float x) {
   if (!(x > kMinX)) return 0.0f;
   x = std::fmin(x, kMaxX);
@@ -58,4 +63,5 @@ inline float exp_shifted_sum(float* p, int32_t n, float mx) {
   return sum_lanes(lane);
 }
 
+}  // namespace
 }  // namespace momentkv::kernels::softmax

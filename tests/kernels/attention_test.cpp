@@ -1,7 +1,8 @@
-// The attention kernel's grouped fast path (AVX2, f32/f16 KV rows) against its per-head path with
-// the same row kernels (bit for bit), and both against the scalar kernels (within rounding): one
-// and several tokens, GQA groups of 1, 4 and 8, masked slots, with and without the fused
-// statistics.
+// The attention kernel's grouped fast paths (AVX2 and AVX-512, f32/f16 KV rows) against its
+// per-head path with the AVX2 row kernels (bit for bit), and all against the scalar kernels
+// (within rounding): one and several tokens, GQA groups of 1 to 8, head dims with and without a
+// 32-element tail and above the AVX-512 kernels' 128 (which go to AVX2), slot counts that are
+// and are not multiples of 16, masked slots, with and without the fused statistics.
 #include "kernels/cpu/attention.h"
 
 #include <gtest/gtest.h>
@@ -67,7 +68,7 @@ struct Fixture {
 
   // out and (when stats) the summed probabilities.
   std::pair<std::vector<float>, std::vector<float>> run(ThreadPool& pool, const Case& c, Isa isa,
-                                                        bool grouped) {
+                                                        AttentionPath path) {
     std::vector<float> out(q.size(), -1.0f), sum;
     AttentionArgs a = args;
     a.out = out.data();
@@ -76,7 +77,7 @@ struct Fixture {
       a.attn_sum = sum.data();
       a.observe_from = c.n_tokens > 1 ? 1 : 0;
     }
-    attention(pool, a, isa, grouped);
+    attention(pool, a, isa, path);
     return {out, sum};
   }
 };
@@ -87,6 +88,9 @@ TEST(Attention, GroupedPathEqualsPerHeadPathAndScalar) {
       {KvType::kF16, 32, 4, 64, 300, 1, true}, {KvType::kF16, 32, 4, 64, 300, 1, false},
       {KvType::kF32, 8, 8, 48, 40, 3, true},   {KvType::kF16, 8, 2, 128, 33, 5, false},
       {KvType::kF32, 16, 2, 64, 1, 1, false},  {KvType::kF16, 4, 1, 16, 17, 2, true},
+      {KvType::kF16, 12, 4, 40, 100, 4, true}, {KvType::kF32, 6, 2, 96, 64, 2, false},
+      {KvType::kF16, 14, 2, 24, 31, 1, true},  {KvType::kF16, 4, 2, 256, 20, 1, false},
+      {KvType::kF16, 10, 2, 8, 9, 3, true},    {KvType::kF32, 2, 2, 128, 48, 2, true},
       {KvType::kQ8_0, 8, 2, 64, 50, 1, true},  // q8_0: always the per-head path
   };
   for (const Case& c : cases) {
@@ -94,22 +98,41 @@ TEST(Attention, GroupedPathEqualsPerHeadPathAndScalar) {
                  std::to_string(c.n_head_kv) + " hd " + std::to_string(c.head_dim) + " slots " +
                  std::to_string(c.n_slots) + " tokens " + std::to_string(c.n_tokens));
     Fixture s(c);
-    const auto scalar = s.run(pool, c, Isa::kScalar, false);
+    const auto scalar = s.run(pool, c, Isa::kScalar, AttentionPath::kPerHead);
     for (float x : scalar.first) ASSERT_TRUE(std::isfinite(x));
-#ifdef MOMENTKV_HAVE_AVX2
     if (!has_avx2(best_isa())) continue;
-    const auto per_head = s.run(pool, c, best_isa(), false);
-    const auto grouped = s.run(pool, c, best_isa(), true);
-    EXPECT_EQ(grouped.first, per_head.first);  // bit for bit
-    EXPECT_EQ(grouped.second, per_head.second);
-    for (size_t i = 0; i < scalar.first.size(); ++i) {
-      ASSERT_NEAR(grouped.first[i], scalar.first[i], 1e-5f) << i;
+    const auto per_head = s.run(pool, c, best_isa(), AttentionPath::kPerHead);
+    for (const AttentionPath path : attention_paths()) {
+      SCOPED_TRACE(attention_path_name(path));
+      const auto grouped = s.run(pool, c, best_isa(), path);
+      EXPECT_EQ(grouped.first, per_head.first);  // bit for bit
+      EXPECT_EQ(grouped.second, per_head.second);
+      for (size_t i = 0; i < scalar.first.size(); ++i) {
+        ASSERT_NEAR(grouped.first[i], scalar.first[i], 1e-5f) << i;
+      }
+      for (size_t i = 0; i < scalar.second.size(); ++i) {
+        ASSERT_NEAR(grouped.second[i], scalar.second[i], 1e-5f) << i;
+      }
     }
-    for (size_t i = 0; i < scalar.second.size(); ++i) {
-      ASSERT_NEAR(grouped.second[i], scalar.second[i], 1e-5f) << i;
-    }
-#endif
   }
+}
+
+// kAuto takes the fastest path this CPU has, which gives the per-head results.
+TEST(Attention, AutoPathEqualsPerHeadPath) {
+  ThreadPool pool(2);
+  const Case c{KvType::kF16, 32, 4, 64, 200, 1, true};
+  Fixture s(c);
+  const auto auto_path = s.run(pool, c, best_isa(), AttentionPath::kAuto);
+  EXPECT_EQ(auto_path.first, s.run(pool, c, best_isa(), AttentionPath::kPerHead).first);
+  EXPECT_EQ(auto_path.second, s.run(pool, c, best_isa(), AttentionPath::kPerHead).second);
+}
+
+// The paths this CPU runs: per-head always, first.
+TEST(Attention, PathsStartWithPerHead) {
+  const auto paths = attention_paths();
+  ASSERT_FALSE(paths.empty());
+  EXPECT_EQ(paths.front(), AttentionPath::kPerHead);
+  for (const AttentionPath path : paths) EXPECT_NE(path, AttentionPath::kAuto);
 }
 
 }  // namespace
