@@ -78,7 +78,7 @@ bool cpu_has_avx512() {
 
 // The query heads of KV group g for token i, through a grouped path's kernel.
 void attend_group(GroupKernel kernel, const AttentionArgs& a, int32_t i, int32_t g, float* sum) {
-  thread_local std::vector<float> scores, rows, q_pairs;
+  thread_local std::vector<float> scores, rows, q_pairs, head_max;
   const int32_t group = a.n_head / a.n_head_kv;
   const int32_t lane = a.layer * a.n_head_kv + g;
   const KvCells& cells = a.lanes[g];
@@ -105,6 +105,8 @@ void attend_group(GroupKernel kernel, const AttentionArgs& a, int32_t i, int32_t
   ga.rows = rows.data();
   q_pairs.resize(static_cast<size_t>(group) * 2 * static_cast<size_t>(a.head_dim));
   ga.q_pairs = q_pairs.data();
+  head_max.resize(static_cast<size_t>(group) * 16);
+  ga.head_max = head_max.data();
   kernel(ga);
 }
 

@@ -25,6 +25,7 @@ struct GroupAttention {
   float* scores = nullptr;       // scratch [group][n]
   float* rows = nullptr;         // scratch [kBlock][head_dim]
   float* q_pairs = nullptr;      // scratch [group][2 * head_dim] (the AVX-512 path)
+  float* head_max = nullptr;     // scratch [group][16] (the AVX-512 path)
   static constexpr int32_t kBlock = 16;
 };
 

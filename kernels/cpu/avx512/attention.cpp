@@ -5,13 +5,15 @@
 //     [row a's elements 8j..8j+7 | row b's]); one fma on a pair advances the AVX2 dot's
 //     accumulator for both rows, so each row's eight-lane vector comes out without a shuffle,
 //     and sixteen rows are summed horizontally together (hsum_16x8);
-//   - softmax: sixteen slots per step, the eight partial sums kept in their AVX2 order;
+//   - softmax: each head's maximum kept while its scores are written; sixteen slots per step, the
+//     eight partial sums of the exponentials kept in their AVX2 order;
 //   - out += p V: up to four heads share each V row loaded, 64 columns in registers per head.
 // Head dims 8..128 (multiples of 8) are compiled in; others go to the AVX2 kernel.
 //
 // This file is compiled for AVX-512 and runs only where the CPU has it, so it defines nothing
 // with external linkage that another file might also define (no standard-library templates such
 // as std::min, which the linker could otherwise take from here for the whole program).
+//
 // GCC 12 warns that the AVX-512 intrinsics' own _mm512_undefined_ps() "may be used
 // uninitialized" (GCC bug 105593); the warning is about the header, not this code.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -150,18 +152,23 @@ inline __m512 hsum_16x8(const __m512 t[8]) {
       _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), z);
 }
 
-// Scores of the block's rows (kBlock K rows as pairs at kp) for one head: dot * scale, -inf where
-// the slot is masked; the first m stored at sc + s0.
+// Scores of the block's rows (kBlock K rows as pairs at kp) for one head: dot * scale, -inf in
+// the `masked` lanes; the first m stored at sc + s0 and folded into the head's running maximum.
 template <int HD>
 inline void block_scores(const GroupAttention& a, const float* kp, const __m512* qq, int32_t s0,
-                         int32_t m, float* sc) {
+                         int32_t m, __mmask16 masked, float* sc, __m512& mx) {
   __m512 t[kBlock / 2];
   for (int p = 0; p < kBlock / 2; ++p) t[p] = pair_dot<HD>(kp + 2 * p * HD, qq);
-  const __m512 d = _mm512_mul_ps(hsum_16x8(t), _mm512_set1_ps(a.scale));
-  const __mmask16 valid = first_lanes(m);
-  const __mmask16 masked = _mm512_mask_cmpgt_epi32_mask(
-      valid, _mm512_maskz_loadu_epi32(valid, a.pos + s0), _mm512_set1_epi32(a.q_pos));
-  _mm512_mask_storeu_ps(sc + s0, valid, _mm512_mask_blend_ps(masked, d, _mm512_set1_ps(kNegInf)));
+  __m512 d = _mm512_mul_ps(hsum_16x8(t), _mm512_set1_ps(a.scale));
+  if (masked != 0) d = _mm512_mask_blend_ps(masked, d, _mm512_set1_ps(kNegInf));
+  if (m == kBlock) {
+    _mm512_storeu_ps(sc + s0, d);
+    mx = _mm512_max_ps(mx, d);
+  } else {
+    const __mmask16 valid = first_lanes(m);
+    _mm512_mask_storeu_ps(sc + s0, valid, d);
+    mx = _mm512_mask_max_ps(mx, valid, mx, d);
+  }
 }
 
 // softmax::exp_approx on sixteen lanes: the same operations in the same order.
@@ -208,21 +215,17 @@ inline float exp_shifted_sum(float* p, int32_t n, float mx) {
   return softmax::sum_lanes(lane);
 }
 
-// The largest of p[0..n) (-inf for n = 0); max is exact, so any order gives the same value.
-inline float max_of(const float* p, int32_t n) {
-  __m512 m = _mm512_set1_ps(kNegInf);
-  int32_t s = 0;
-  for (; s + 16 <= n; s += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(p + s));
-  m = _mm512_mask_max_ps(m, first_lanes(n - s), m,
-                         _mm512_maskz_loadu_ps(first_lanes(n - s), p + s));
-  return _mm512_reduce_max_ps(m);
-}
-
-// Probabilities of one head in place (p / sum of e^(p - max)), added into `sum` when set.
-inline void softmax_head(float* p, int32_t n, float* sum) {
-  const float mx = max_of(p, n);  // masked slots hold -inf
+// Probabilities of one head in place (p / sum of e^(p - mx), mx the largest score), added into
+// `sum` when set.
+inline void softmax_head(float* p, int32_t n, float mx, float* sum) {
   const __m512 inv = _mm512_set1_ps(1.0f / exp_shifted_sum(p, n, mx));
-  for (int32_t s = 0; s < n; s += 16) {
+  int32_t s = 0;
+  for (; s + 16 <= n; s += 16) {
+    const __m512 w = _mm512_mul_ps(_mm512_loadu_ps(p + s), inv);
+    _mm512_storeu_ps(p + s, w);
+    if (sum) _mm512_storeu_ps(sum + s, _mm512_add_ps(_mm512_loadu_ps(sum + s), w));
+  }
+  if (s < n) {
     const __mmask16 k = first_lanes(n - s);
     const __m512 w = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + s), inv);
     _mm512_mask_storeu_ps(p + s, k, w);
@@ -230,35 +233,62 @@ inline void softmax_head(float* p, int32_t n, float* sum) {
   }
 }
 
-// out[h0 .. h0 + NH) += p V over rows [s0, s0 + m) (f32 at v): one fma per element, rows in
-// order, rows whose probability is 0 skipped when kZeroTest (the per-head path's test).
-template <int HD, int NH, bool kZeroTest>
+// Columns [j, j + W) of a row as a vector (W < 16: the rest zero; W <= 0: all zero), and back.
+template <int W>
+inline __m512 load_cols(const float* p) {
+  if constexpr (W >= 16) {
+    return _mm512_loadu_ps(p);
+  } else if constexpr (W > 0) {
+    return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << W) - 1u), p);
+  } else {
+    return _mm512_setzero_ps();
+  }
+}
+template <int W>
+inline void store_cols(float* p, __m512 x) {
+  if constexpr (W >= 16) {
+    _mm512_storeu_ps(p, x);
+  } else if constexpr (W > 0) {
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << W) - 1u), x);
+  }
+}
+
+// out[h0 .. h0 + NH) columns [J0, J0 + 64) += p V over rows [s0, s0 + m) (f32 at v), then the
+// next 64 columns: one fma per element, rows in order, rows whose probability is 0 skipped when
+// kZeroTest (the per-head path's test).
+template <int HD, int NH, bool kZeroTest, int J0 = 0>
 void v_heads(const GroupAttention& a, const float* v, int32_t s0, int32_t m, int32_t h0) {
+  constexpr int kCols = HD - J0 < 64 ? HD - J0 : 64;
+  constexpr int kVecs = (kCols + 15) / 16;
   const auto nn = static_cast<size_t>(a.n);
-  for (int j0 = 0; j0 < HD; j0 += 64) {
-    __mmask16 mk[4];
-    for (int c = 0; c < 4; ++c) mk[c] = first_lanes(HD - j0 - 16 * c);
-    __m512 acc[NH][4];
+  const float* p = a.scores + static_cast<size_t>(h0) * nn + static_cast<size_t>(s0);
+  __m512 acc[NH][4];
+  for (int h = 0; h < NH; ++h) {
+    const float* out = a.out + static_cast<size_t>(h0 + h) * HD + J0;
+    acc[h][0] = load_cols<kCols>(out);
+    acc[h][1] = load_cols<kCols - 16>(out + 16);
+    acc[h][2] = load_cols<kCols - 32>(out + 32);
+    acc[h][3] = load_cols<kCols - 48>(out + 48);
+  }
+  for (int32_t r = 0; r < m; ++r) {
+    const float* vr = v + static_cast<size_t>(r) * HD + J0;
+    __m512 vv[4] = {load_cols<kCols>(vr), load_cols<kCols - 16>(vr + 16),
+                    load_cols<kCols - 32>(vr + 32), load_cols<kCols - 48>(vr + 48)};
     for (int h = 0; h < NH; ++h) {
-      float* out = a.out + static_cast<size_t>(h0 + h) * HD + j0;
-      for (int c = 0; c < 4; ++c) acc[h][c] = _mm512_maskz_loadu_ps(mk[c], out + 16 * c);
-    }
-    for (int32_t r = 0; r < m; ++r) {
-      const float* vr = v + static_cast<size_t>(r) * HD + j0;
-      __m512 vv[4];
-      for (int c = 0; c < 4; ++c) vv[c] = _mm512_maskz_loadu_ps(mk[c], vr + 16 * c);
-      for (int h = 0; h < NH; ++h) {
-        const float w = a.scores[static_cast<size_t>(h0 + h) * nn + static_cast<size_t>(s0 + r)];
-        if (kZeroTest && w == 0.0f) continue;
-        const __m512 vw = _mm512_set1_ps(w);
-        for (int c = 0; c < 4; ++c) acc[h][c] = _mm512_fmadd_ps(vw, vv[c], acc[h][c]);
-      }
-    }
-    for (int h = 0; h < NH; ++h) {
-      float* out = a.out + static_cast<size_t>(h0 + h) * HD + j0;
-      for (int c = 0; c < 4; ++c) _mm512_mask_storeu_ps(out + 16 * c, mk[c], acc[h][c]);
+      const float w = p[static_cast<size_t>(h) * nn + static_cast<size_t>(r)];
+      if (kZeroTest && w == 0.0f) continue;
+      const __m512 vw = _mm512_set1_ps(w);
+      for (int c = 0; c < kVecs; ++c) acc[h][c] = _mm512_fmadd_ps(vw, vv[c], acc[h][c]);
     }
   }
+  for (int h = 0; h < NH; ++h) {
+    float* out = a.out + static_cast<size_t>(h0 + h) * HD + J0;
+    store_cols<kCols>(out, acc[h][0]);
+    store_cols<kCols - 16>(out + 16, acc[h][1]);
+    store_cols<kCols - 32>(out + 32, acc[h][2]);
+    store_cols<kCols - 48>(out + 48, acc[h][3]);
+  }
+  if constexpr (J0 + 64 < HD) v_heads<HD, NH, kZeroTest, J0 + 64>(a, v, s0, m, h0);
 }
 
 // Whether a probability of heads [h0, h0 + nh) over rows [s0, s0 + m) is 0.
@@ -297,19 +327,28 @@ void attend(const GroupAttention& a) {
                        _mm512_insertf32x8(_mm512_castps256_ps512(x), x, 1));
     }
   }
+  // Each head's running maximum of its scores (max is exact: any order gives the same value).
+  for (int32_t h = 0; h < g; ++h) _mm512_storeu_ps(a.head_max + 16 * h, _mm512_set1_ps(kNegInf));
+  const __m512i q_pos = _mm512_set1_epi32(a.q_pos);
   for (int32_t s0 = 0; s0 < n; s0 += kBlock) {
     const int32_t m = min_of(kBlock, n - s0);
     k_pairs<HD>(a, s0, m, a.rows);
+    const __mmask16 valid = first_lanes(m);  // slots after the query's position are masked
+    const __mmask16 masked =
+        _mm512_mask_cmpgt_epi32_mask(valid, _mm512_maskz_loadu_epi32(valid, a.pos + s0), q_pos);
     for (int32_t h = 0; h < g; ++h) {
       __m512 q[kChunks];
       for (int c = 0; c < kChunks; ++c) {
         q[c] = _mm512_loadu_ps(a.q_pairs + (static_cast<size_t>(h) * kChunks + c) * 16);
       }
-      block_scores<HD>(a, a.rows, q, s0, m, a.scores + static_cast<size_t>(h) * nn);
+      __m512 mx = _mm512_loadu_ps(a.head_max + 16 * h);
+      block_scores<HD>(a, a.rows, q, s0, m, masked, a.scores + static_cast<size_t>(h) * nn, mx);
+      _mm512_storeu_ps(a.head_max + 16 * h, mx);
     }
   }
   for (int32_t h = 0; h < g; ++h) {
-    softmax_head(a.scores + static_cast<size_t>(h) * nn, n, a.sum);
+    softmax_head(a.scores + static_cast<size_t>(h) * nn, n,
+                 _mm512_reduce_max_ps(_mm512_loadu_ps(a.head_max + 16 * h)), a.sum);
     for (int j = 0; j < HD; j += 16) {
       _mm512_mask_storeu_ps(a.out + static_cast<size_t>(h) * HD + j, first_lanes(HD - j),
                             _mm512_setzero_ps());
