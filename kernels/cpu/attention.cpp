@@ -67,14 +67,15 @@ void attend_one(const AttentionArgs& a, const TypeKernels& rk, int32_t i, int32_
   }
 }
 
-#ifdef MOMENTKV_HAVE_AVX2
 using GroupKernel = void (*)(const GroupAttention&);
 
+#ifdef MOMENTKV_HAVE_AVX2
 bool cpu_has_avx512() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
 }
+#endif
 
 // The query heads of KV group g for token i, through a grouped path's kernel.
 void attend_group(GroupKernel kernel, const AttentionArgs& a, int32_t i, int32_t g, float* sum) {
@@ -135,15 +136,22 @@ void attention_grouped(ThreadPool& pool, const AttentionArgs& a, GroupKernel ker
 
 // The grouped path's kernel for `path` with these arguments, or null for the per-head path.
 GroupKernel group_kernel(const AttentionArgs& a, Isa isa, AttentionPath path) {
-  if (path == AttentionPath::kPerHead || !has_avx2(isa) || a.kv->type() == KvType::kQ8_0 ||
-      a.head_dim % 8 != 0 || a.head_dim <= 0) {
+  if (path == AttentionPath::kPerHead || a.kv->type() == KvType::kQ8_0 || a.head_dim % 8 != 0 ||
+      a.head_dim <= 0) {
     return nullptr;
   }
+#if defined(MOMENTKV_HAVE_AVX2)
+  if (!has_avx2(isa)) return nullptr;
   static const bool avx512 = cpu_has_avx512();
   if (path == AttentionPath::kGroupedAvx2 || !avx512) return avx2::attend_group;
   return avx512::attend_group;
-}
+#elif defined(MOMENTKV_HAVE_NEON)
+  return isa == Isa::kNeon ? neon::attend_group : nullptr;
+#else
+  (void)isa;
+  return nullptr;
 #endif
+}
 
 }  // namespace
 
@@ -157,6 +165,8 @@ const char* attention_path_name(AttentionPath path) {
       return "grouped-avx2";
     case AttentionPath::kGroupedAvx512:
       return "grouped-avx512";
+    case AttentionPath::kGroupedNeon:
+      return "grouped-neon";
   }
   return "unknown";
 }
@@ -167,20 +177,19 @@ std::vector<AttentionPath> attention_paths() {
   if (has_avx2(best_isa())) paths.push_back(AttentionPath::kGroupedAvx2);
   if (has_avx2(best_isa()) && cpu_has_avx512()) paths.push_back(AttentionPath::kGroupedAvx512);
 #endif
+#ifdef MOMENTKV_HAVE_NEON
+  if (best_isa() == Isa::kNeon) paths.push_back(AttentionPath::kGroupedNeon);
+#endif
   return paths;
 }
 
 void attention(ThreadPool& pool, const AttentionArgs& a, Isa isa, AttentionPath path) {
   const TypeKernels& rk = type_kernels(row_type(a.kv->type()), isa);
   const int32_t group = a.n_head / a.n_head_kv;
-#ifdef MOMENTKV_HAVE_AVX2
   if (const GroupKernel kernel = group_kernel(a, isa, path); kernel != nullptr) {
     attention_grouped(pool, a, kernel);
     return;
   }
-#else
-  (void)path;
-#endif
   if (a.attn_sum) {
     pool.parallel_for(a.n_head_kv, [&](int64_t begin, int64_t end) {
       thread_local std::vector<float> p, vrow;

@@ -137,6 +137,9 @@ void dot_q8_0_q8_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t 
 
 namespace neon {
 MOMENTKV_QUANT_FAST_DECLS
+// y[i] = fma(a, value(row, i), y[i]) for i < n.
+void accumulate_f32(const void* row, float a, float* y, int64_t n);
+void accumulate_f16(const void* row, float a, float* y, int64_t n);
 }  // namespace neon
 
 #undef MOMENTKV_QUANT_FAST_DECLS

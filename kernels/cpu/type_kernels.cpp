@@ -226,6 +226,8 @@ Table neon_table() {
        {dequantize_q5_k, dot_f32_q5_k, GgmlType::Q8_K, quantize_q8_k, dot_q8k_q5_k, nullptr});
   fast(GgmlType::Q6_K,
        {dequantize_q6_k, dot_f32_q6_k, GgmlType::Q8_K, quantize_q8_k, dot_q8k_q6_k, nullptr});
+  t[type_index(GgmlType::F32)].accumulate = accumulate_f32;
+  t[type_index(GgmlType::F16)].accumulate = accumulate_f16;
   return t;
 }
 #endif

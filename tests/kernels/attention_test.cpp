@@ -1,5 +1,6 @@
-// The attention kernel's grouped fast paths (AVX2 and AVX-512, f32/f16 KV rows) against its
-// per-head path with the AVX2 row kernels (bit for bit), and all against the scalar kernels
+// The attention kernel's grouped fast paths (AVX2, AVX-512, NEON; f32/f16 KV rows) against its
+// per-head path with the same instruction set's row kernels (bit for bit: AVX2's for the x86
+// paths), and all against the scalar kernels
 // (within rounding): one and several tokens, GQA groups of 1 to 8, head dims with and without a
 // 32-element tail and above the AVX-512 kernels' 128 (which go to AVX2), slot counts that are
 // and are not multiples of 16, masked slots, with and without the fused statistics.
@@ -100,7 +101,6 @@ TEST(Attention, GroupedPathEqualsPerHeadPathAndScalar) {
     Fixture s(c);
     const auto scalar = s.run(pool, c, Isa::kScalar, AttentionPath::kPerHead);
     for (float x : scalar.first) ASSERT_TRUE(std::isfinite(x));
-    if (!has_avx2(best_isa())) continue;
     const auto per_head = s.run(pool, c, best_isa(), AttentionPath::kPerHead);
     for (const AttentionPath path : attention_paths()) {
       SCOPED_TRACE(attention_path_name(path));

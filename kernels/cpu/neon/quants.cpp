@@ -4,6 +4,7 @@
 // applies the scales. Results differ from scalar only by float summation order.
 #include <arm_neon.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "core/tensor/fp16.h"
@@ -160,6 +161,22 @@ float dot_f32_f16(const void* w, const float* x, int64_t n) {
   float sum = vaddvq_f32(vaddq_f32(vaddq_f32(acc0, acc1), vaddq_f32(acc2, acc3)));
   for (; i < n; ++i) sum += half_to_float(h[i]) * x[i];
   return sum;
+}
+
+void accumulate_f32(const void* row, float a, float* y, int64_t n) {
+  const auto* f = static_cast<const float*>(row);
+  const float32x4_t va = vdupq_n_f32(a);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_f32(vld1q_f32(y + i), vld1q_f32(f + i), va));
+  for (; i < n; ++i) y[i] = std::fma(a, f[i], y[i]);
+}
+
+void accumulate_f16(const void* row, float a, float* y, int64_t n) {
+  const auto* h = static_cast<const uint16_t*>(row);
+  const float32x4_t va = vdupq_n_f32(a);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_f32(vld1q_f32(y + i), load_f16x4(h + i), va));
+  for (; i < n; ++i) y[i] = std::fma(a, half_to_float(h[i]), y[i]);
 }
 
 float dot_f32_q4_0(const void* w, const float* x, int64_t n) {
