@@ -14,10 +14,11 @@
 // with external linkage that another file might also define (no standard-library templates such
 // as std::min, which the linker could otherwise take from here for the whole program).
 //
-// GCC 12 warns that the AVX-512 intrinsics' own _mm512_undefined_ps() "may be used
-// uninitialized" (GCC bug 105593); the warning is about the header, not this code.
+// GCC 12 warns that the AVX-512 intrinsics' own _mm512_undefined_ps() "is used" or "may be
+// used uninitialized" (GCC bug 105593); the warning is about the header, not this code.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #pragma GCC diagnostic pop
@@ -132,6 +133,28 @@ inline __m512 pair_dot(const float* kp, const __m512* qq) {
   return _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
 }
 
+// pair_dot for two heads at once (qa, qb).
+template <int HD>
+inline void pair_dot2(const float* kp, const __m512* qa, const __m512* qb, __m512& ta, __m512& tb) {
+  constexpr int kChunks = HD / 8, kFull = (HD / 32) * 4;
+  __m512 a[4], b[4];
+  for (int l = 0; l < 4; ++l) a[l] = b[l] = _mm512_setzero_ps();
+  for (int c = 0; c < kFull; c += 4) {
+    for (int l = 0; l < 4; ++l) {
+      const __m512 k = _mm512_loadu_ps(kp + 16 * (c + l));
+      a[l] = _mm512_fmadd_ps(k, qa[c + l], a[l]);
+      b[l] = _mm512_fmadd_ps(k, qb[c + l], b[l]);
+    }
+  }
+  for (int c = kFull; c < kChunks; ++c) {
+    const __m512 k = _mm512_loadu_ps(kp + 16 * c);
+    a[0] = _mm512_fmadd_ps(k, qa[c], a[0]);
+    b[0] = _mm512_fmadd_ps(k, qb[c], b[0]);
+  }
+  ta = _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3]));
+  tb = _mm512_add_ps(_mm512_add_ps(b[0], b[1]), _mm512_add_ps(b[2], b[3]));
+}
+
 // Lane r = the AVX2 hsum of row r's eight lanes (t_i + t_(i+4), then (0 + 2) + (1 + 3)), for
 // t[p] = [row 2p's | row 2p + 1's] eight lanes.
 inline __m512 hsum_16x8(const __m512 t[8]) {
@@ -152,23 +175,56 @@ inline __m512 hsum_16x8(const __m512 t[8]) {
       _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), z);
 }
 
-// Scores of the block's rows (kBlock K rows as pairs at kp) for one head: dot * scale, -inf in
-// the `masked` lanes; the first m stored at sc + s0 and folded into the head's running maximum.
-template <int HD>
-inline void block_scores(const GroupAttention& a, const float* kp, const __m512* qq, int32_t s0,
-                         int32_t m, __mmask16 masked, float* sc, __m512& mx) {
-  __m512 t[kBlock / 2];
-  for (int p = 0; p < kBlock / 2; ++p) t[p] = pair_dot<HD>(kp + 2 * p * HD, qq);
+// The scores of the block's last stage for one head: hsum, scale, mask, store, running maximum.
+inline void finish_scores(const GroupAttention& a, const __m512 t[kBlock / 2], int32_t s0,
+                          int32_t m, __mmask16 masked, float* sc, float* head_max) {
   __m512 d = _mm512_mul_ps(hsum_16x8(t), _mm512_set1_ps(a.scale));
   if (masked != 0) d = _mm512_mask_blend_ps(masked, d, _mm512_set1_ps(kNegInf));
+  const __m512 mx = _mm512_loadu_ps(head_max);
   if (m == kBlock) {
     _mm512_storeu_ps(sc + s0, d);
-    mx = _mm512_max_ps(mx, d);
+    _mm512_storeu_ps(head_max, _mm512_max_ps(mx, d));
   } else {
     const __mmask16 valid = first_lanes(m);
     _mm512_mask_storeu_ps(sc + s0, valid, d);
-    mx = _mm512_mask_max_ps(mx, valid, mx, d);
+    _mm512_storeu_ps(head_max, _mm512_mask_max_ps(mx, valid, mx, d));
   }
+}
+
+// Head h's q chunks, each twice: q[c] = [chunk c | chunk c].
+template <int HD>
+inline void load_q(const GroupAttention& a, int32_t h, __m512* q) {
+  for (int c = 0; c < HD / 8; ++c) {
+    q[c] = _mm512_loadu_ps(a.q_pairs + (static_cast<size_t>(h) * (HD / 8) + c) * 16);
+  }
+}
+
+// Scores of the block for head h (K rows as pairs at kp).
+template <int HD>
+inline void block_scores(const GroupAttention& a, const float* kp, int32_t h, int32_t s0, int32_t m,
+                         __mmask16 masked) {
+  __m512 q[HD / 8];
+  load_q<HD>(a, h, q);
+  __m512 t[kBlock / 2];
+  for (int p = 0; p < kBlock / 2; ++p) t[p] = pair_dot<HD>(kp + 2 * p * HD, q);
+  finish_scores(a, t, s0, m, masked, a.scores + static_cast<size_t>(h) * static_cast<size_t>(a.n),
+                a.head_max + 16 * h);
+}
+
+// Scores of the block for heads h and h + 1 (K rows as pairs at kp), each K vector loaded once
+// for both.
+template <int HD>
+inline void block_scores2(const GroupAttention& a, const float* kp, int32_t h, int32_t s0,
+                          int32_t m, __mmask16 masked) {
+  __m512 qa[HD / 8], qb[HD / 8];
+  load_q<HD>(a, h, qa);
+  load_q<HD>(a, h + 1, qb);
+  __m512 ta[kBlock / 2], tb[kBlock / 2];
+  for (int p = 0; p < kBlock / 2; ++p) pair_dot2<HD>(kp + 2 * p * HD, qa, qb, ta[p], tb[p]);
+  const auto nn = static_cast<size_t>(a.n);
+  finish_scores(a, ta, s0, m, masked, a.scores + static_cast<size_t>(h) * nn, a.head_max + 16 * h);
+  finish_scores(a, tb, s0, m, masked, a.scores + static_cast<size_t>(h + 1) * nn,
+                a.head_max + 16 * (h + 1));
 }
 
 // softmax::exp_approx on sixteen lanes: the same operations in the same order.
@@ -336,15 +392,9 @@ void attend(const GroupAttention& a) {
     const __mmask16 valid = first_lanes(m);  // slots after the query's position are masked
     const __mmask16 masked =
         _mm512_mask_cmpgt_epi32_mask(valid, _mm512_maskz_loadu_epi32(valid, a.pos + s0), q_pos);
-    for (int32_t h = 0; h < g; ++h) {
-      __m512 q[kChunks];
-      for (int c = 0; c < kChunks; ++c) {
-        q[c] = _mm512_loadu_ps(a.q_pairs + (static_cast<size_t>(h) * kChunks + c) * 16);
-      }
-      __m512 mx = _mm512_loadu_ps(a.head_max + 16 * h);
-      block_scores<HD>(a, a.rows, q, s0, m, masked, a.scores + static_cast<size_t>(h) * nn, mx);
-      _mm512_storeu_ps(a.head_max + 16 * h, mx);
-    }
+    int32_t h = 0;
+    for (; h + 2 <= g; h += 2) block_scores2<HD>(a, a.rows, h, s0, m, masked);
+    if (h < g) block_scores<HD>(a, a.rows, h, s0, m, masked);
   }
   for (int32_t h = 0; h < g; ++h) {
     softmax_head(a.scores + static_cast<size_t>(h) * nn, n,
