@@ -5,6 +5,13 @@
 #include <cstdint>
 #include <cstring>
 
+// The CUDA kernels (kernels/cuda) decode the same blocks on the device with the same functions.
+#ifdef __CUDACC__
+#define MOMENTKV_HOST_DEVICE __host__ __device__
+#else
+#define MOMENTKV_HOST_DEVICE
+#endif
+
 namespace momentkv::kernels {
 
 inline constexpr int kQkBlock = 256;
@@ -43,7 +50,7 @@ struct BlockQ8K {
 static_assert(sizeof(BlockQ8K) == 292);
 
 // The 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes of a Q4_K/Q5_K block.
-inline void unpack_scale_min(const uint8_t* scales, int j, int& sc, int& m) {
+MOMENTKV_HOST_DEVICE inline void unpack_scale_min(const uint8_t* scales, int j, int& sc, int& m) {
   if (j < 4) {
     sc = scales[j] & 63;
     m = scales[j + 4] & 63;

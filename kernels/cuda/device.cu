@@ -1,0 +1,68 @@
+// Device queries, copies and the arena (device.h).
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "core/util/error.h"
+#include "kernels/cuda/device.h"
+#include "kernels/cuda/status.h"
+
+namespace momentkv::kernels::cuda {
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no device" / "no driver" error
+    return 0;
+  }
+  return n;
+}
+
+DeviceInfo device_info(int index) {
+  cudaDeviceProp p{};
+  check_cuda(cudaGetDeviceProperties(&p, index), "cudaGetDeviceProperties");
+  DeviceInfo info;
+  info.name = p.name;
+  info.sm_major = p.major;
+  info.sm_minor = p.minor;
+  info.total_bytes = p.totalGlobalMem;
+  info.n_sm = p.multiProcessorCount;
+  return info;
+}
+
+void copy_to_device(void* dst, const void* src, uint64_t bytes) {
+  check_cuda(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy to the device");
+}
+
+void copy_to_host(void* dst, const void* src, uint64_t bytes) {
+  check_cuda(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy to the host");
+}
+
+void synchronize() {
+  check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+}
+
+DeviceArena::DeviceArena(uint64_t capacity) : capacity_(capacity) {
+  check_cuda(cudaMalloc(&base_, capacity),
+             "cudaMalloc of a " + std::to_string(capacity) + "-byte device arena");
+}
+
+DeviceArena::~DeviceArena() {
+  cudaFree(base_);
+}
+
+void* DeviceArena::allocate(uint64_t bytes, uint64_t align) {
+  check(align != 0 && (align & (align - 1)) == 0,
+        "DeviceArena: alignment " + std::to_string(align) + " is not a power of two");
+  // Aligned as an address (cudaMalloc itself only promises 256 bytes).
+  const auto base = reinterpret_cast<uintptr_t>(base_);
+  const uint64_t start = ((base + used_ + align - 1) & ~(align - 1)) - base;
+  check(start <= capacity_ && bytes <= capacity_ - start,
+        "DeviceArena: " + std::to_string(bytes) + " bytes do not fit (" + std::to_string(used_) +
+            " of " + std::to_string(capacity_) + " used)");
+  used_ = start + bytes;
+  return static_cast<char*>(base_) + start;
+}
+
+}  // namespace momentkv::kernels::cuda

@@ -1,0 +1,51 @@
+// The CUDA device and its memory, seen from plain C++ (no CUDA syntax here): whether a device is
+// there, what it is, copies, and the one arena all device memory comes from (sized once from
+// the memory budget; nothing is allocated per token, and no managed memory is used).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace momentkv::kernels::cuda {
+
+// Devices this process can use: 0 when there is none or no driver (never throws).
+int device_count();
+
+struct DeviceInfo {
+  std::string name;
+  int sm_major = 0, sm_minor = 0;
+  uint64_t total_bytes = 0;
+  int n_sm = 0;
+};
+// Properties of device `index` (< device_count()). Throws Error on a CUDA error.
+DeviceInfo device_info(int index);
+
+// Host <-> device copies (synchronous) and a wait for all work on the device. Throw Error on a
+// CUDA error.
+void copy_to_device(void* dst, const void* src, uint64_t bytes);
+void copy_to_host(void* dst, const void* src, uint64_t bytes);
+void synchronize();
+
+// One device allocation of `capacity` bytes handed out in aligned pieces, released together.
+class DeviceArena {
+ public:
+  // Allocates the arena on the current device; throws Error when it cannot.
+  explicit DeviceArena(uint64_t capacity);
+  ~DeviceArena();
+  DeviceArena(const DeviceArena&) = delete;
+  DeviceArena& operator=(const DeviceArena&) = delete;
+
+  // The next `bytes` of the arena at a multiple of `align` (a power of two); throws Error when
+  // the arena has no room left (the budget was sized too small: a broken invariant).
+  void* allocate(uint64_t bytes, uint64_t align = 256);
+  // Forgets every piece (the memory stays allocated).
+  void reset() { used_ = 0; }
+  uint64_t used() const { return used_; }
+  uint64_t capacity() const { return capacity_; }
+
+ private:
+  void* base_ = nullptr;
+  uint64_t capacity_ = 0, used_ = 0;
+};
+
+}  // namespace momentkv::kernels::cuda
