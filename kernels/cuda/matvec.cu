@@ -3,14 +3,12 @@
 // sums chunks l, l + 32, ... of its row (32 weights each), then the warp adds its 32 partial
 // sums with shuffles. Chunk decoding follows the scalar reference (kernels/cpu/scalar/) element
 // for element; only the order of the additions differs.
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <string>
 
 #include "core/util/error.h"
-#include "kernels/cpu/kquant_blocks.h"
-#include "kernels/cpu/quants.h"
+#include "kernels/cuda/blocks.cuh"
 #include "kernels/cuda/matvec.h"
 #include "kernels/cuda/status.h"
 
@@ -19,10 +17,6 @@ namespace momentkv::kernels::cuda {
 namespace {
 
 constexpr int kWarps = 4;  // warps (output rows) per thread block
-
-__device__ inline float half_value(uint16_t h) {
-  return __half2float(__ushort_as_half(h));
-}
 
 // Each chunk type: dot(row, c, x, n) = sum over the chunk's weights (elements 32c .. 32c + 31 of
 // the row, fewer when n < 32 for F32/F16) times x[0 .. 32).

@@ -1,6 +1,7 @@
 // The device queries and the arena (kernels/cuda/device.h); skipped at run time when the
 // machine has no CUDA device (label gpu), except what needs none.
 #include "kernels/cuda/device.h"
+#include "tests/kernels/cuda/device_vectors.h"
 
 #include <gtest/gtest.h>
 
@@ -16,7 +17,7 @@ TEST(CudaDevice, CountIsANumberEvenWithoutADriver) {
 }
 
 TEST(CudaDevice, ArenaHandsOutAlignedPiecesWithinItsCapacity) {
-  if (device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  MOMENTKV_SKIP_WITHOUT_CUDA_DEVICE();
   const DeviceInfo info = device_info(0);
   EXPECT_FALSE(info.name.empty());
   EXPECT_GT(info.total_bytes, 0u);

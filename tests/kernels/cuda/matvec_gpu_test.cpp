@@ -10,26 +10,22 @@
 
 #include <cmath>
 #include <cstddef>
-#include <random>
 #include <vector>
 
 #include "core/util/error.h"
 #include "kernels/cpu/type_kernels.h"
 #include "kernels/cuda/device.h"
+#include "tests/kernels/cuda/device_vectors.h"
 
 namespace momentkv::kernels::cuda {
 namespace {
 
-std::vector<float> random_values(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using testing::download;
+using testing::random_values;
+using testing::upload;
 
 TEST(CudaMatvec, MatchesTheScalarReference) {
-  if (device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  MOMENTKV_SKIP_WITHOUT_CUDA_DEVICE();
   struct Shape {
     int64_t n_out, n_in;
   };
@@ -47,15 +43,12 @@ TEST(CudaMatvec, MatchesTheScalarReference) {
       ref.quantize(values.data(), w.data(), s.n_out * s.n_in);
       const auto x = random_values(static_cast<size_t>(s.n_in), 2);
 
-      DeviceArena arena(w.size() + 2 * 256 + (x.size() + static_cast<size_t>(s.n_out)) * 4);
-      void* dw = arena.allocate(w.size());
-      auto* dx = static_cast<float*>(arena.allocate(x.size() * sizeof(float)));
+      DeviceArena arena(w.size() + 3 * 256 + (x.size() + static_cast<size_t>(s.n_out)) * 4);
+      const uint8_t* dw = upload(arena, w);
+      const float* dx = upload(arena, x);
       auto* dy = static_cast<float*>(arena.allocate(static_cast<uint64_t>(s.n_out) * 4));
-      copy_to_device(dw, w.data(), w.size());
-      copy_to_device(dx, x.data(), x.size() * sizeof(float));
       matvec(t, dw, s.n_out, s.n_in, dx, dy);
-      std::vector<float> y(static_cast<size_t>(s.n_out));
-      copy_to_host(y.data(), dy, y.size() * sizeof(float));
+      const std::vector<float> y = download(dy, static_cast<size_t>(s.n_out));
 
       std::vector<float> row(static_cast<size_t>(s.n_in));
       for (int64_t r = 0; r < s.n_out; ++r) {

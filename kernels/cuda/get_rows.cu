@@ -1,0 +1,95 @@
+// Embedding lookup (get_rows.h). Shapes: W [n_out][n_in] in GGUF blocks, ids [n_ids],
+// out [n_ids][n_in] f32. One thread per output element, blockIdx.y the id; each element decoded
+// by blocks.cuh as the scalar dequantizer does.
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "core/util/error.h"
+#include "kernels/cuda/blocks.cuh"
+#include "kernels/cuda/get_rows.h"
+#include "kernels/cuda/status.h"
+
+namespace momentkv::kernels::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+template <class Row>
+__global__ void get_rows_kernel(const uint8_t* __restrict__ w, uint64_t row_bytes, int64_t n_out,
+                                int64_t n_in, const int32_t* __restrict__ ids,
+                                float* __restrict__ out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (i >= n_in) return;
+  const int32_t id = ids[blockIdx.y];
+  float* dst = out + static_cast<int64_t>(blockIdx.y) * n_in;
+  if (id < 0 || id >= n_out) {
+    dst[i] = __int_as_float(0x7fc00000);  // NaN: the caller broke the precondition
+    return;
+  }
+  dst[i] = Row::value(w + static_cast<uint64_t>(id) * row_bytes, i);
+}
+
+template <class Row>
+void launch(const void* w, uint64_t row_bytes, int64_t n_out, int64_t n_in, const int32_t* ids,
+            int64_t n_ids, float* out, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>((n_in + kThreads - 1) / kThreads),
+                  static_cast<unsigned>(n_ids));
+  get_rows_kernel<Row><<<grid, kThreads, 0, stream>>>(static_cast<const uint8_t*>(w), row_bytes,
+                                                      n_out, n_in, ids, out);
+}
+
+}  // namespace
+
+bool get_rows_supports(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32:
+    case GgmlType::F16:
+    case GgmlType::Q4_0:
+    case GgmlType::Q8_0:
+    case GgmlType::Q4_K:
+    case GgmlType::Q6_K:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void get_rows(GgmlType t, const void* w, int64_t n_out, int64_t n_in, const int32_t* ids,
+              int64_t n_ids, float* out, void* stream) {
+  check(get_rows_supports(t), "no CUDA get_rows for " + type_name(t) + " weights");
+  check(n_out > 0 && n_in > 0 && n_ids >= 0 && n_ids <= 65535,
+        "CUDA get_rows: bad shape " + std::to_string(n_ids) + " ids of " + std::to_string(n_out) +
+            " x " + std::to_string(n_in));
+  const auto rb = row_bytes(t, static_cast<uint64_t>(n_in));
+  check(rb.has_value(), "CUDA get_rows: a row of " + std::to_string(n_in) +
+                            " elements is not a whole number of " + type_name(t) + " blocks");
+  if (n_ids == 0) return;
+  auto* s = static_cast<cudaStream_t>(stream);
+  switch (t) {
+    case GgmlType::F32:
+      launch<F32Row>(w, *rb, n_out, n_in, ids, n_ids, out, s);
+      break;
+    case GgmlType::F16:
+      launch<F16Row>(w, *rb, n_out, n_in, ids, n_ids, out, s);
+      break;
+    case GgmlType::Q4_0:
+      launch<Q4_0Row>(w, *rb, n_out, n_in, ids, n_ids, out, s);
+      break;
+    case GgmlType::Q8_0:
+      launch<Q8_0Row>(w, *rb, n_out, n_in, ids, n_ids, out, s);
+      break;
+    case GgmlType::Q4_K:
+      launch<Q4KRow>(w, *rb, n_out, n_in, ids, n_ids, out, s);
+      break;
+    case GgmlType::Q6_K:
+      launch<Q6KRow>(w, *rb, n_out, n_in, ids, n_ids, out, s);
+      break;
+    default:
+      break;
+  }
+  check_cuda(cudaGetLastError(), "CUDA get_rows launch (" + type_name(t) + ")");
+}
+
+}  // namespace momentkv::kernels::cuda
