@@ -8,10 +8,26 @@
 
 #include <cstdint>
 
+#include "core/tensor/ggml_type.h"
 #include "kernels/cpu/kquant_blocks.h"
 #include "kernels/cpu/quants.h"
 
 namespace momentkv::kernels::cuda {
+
+// The weight types the device kernels read (the decoders here and matvec.cu's chunks).
+inline bool device_reads(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32:
+    case GgmlType::F16:
+    case GgmlType::Q4_0:
+    case GgmlType::Q8_0:
+    case GgmlType::Q4_K:
+    case GgmlType::Q6_K:
+      return true;
+    default:
+      return false;
+  }
+}
 
 __device__ inline float half_value(uint16_t h) {
   return __half2float(__ushort_as_half(h));

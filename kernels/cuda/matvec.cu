@@ -123,17 +123,7 @@ void launch(const void* w, uint64_t row_bytes, int64_t n_out, int64_t n_in, cons
 }  // namespace
 
 bool matvec_supports(GgmlType t) {
-  switch (t) {
-    case GgmlType::F32:
-    case GgmlType::F16:
-    case GgmlType::Q4_0:
-    case GgmlType::Q8_0:
-    case GgmlType::Q4_K:
-    case GgmlType::Q6_K:
-      return true;
-    default:
-      return false;
-  }
+  return device_reads(t);
 }
 
 void matvec(GgmlType t, const void* w, int64_t n_out, int64_t n_in, const float* x, float* y,

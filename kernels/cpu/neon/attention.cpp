@@ -3,8 +3,7 @@
 // the work a per-head loop repeats done once per KV lane:
 //   - K and V rows are converted from f16 once per block of slots for every query head of the
 //     group (not once per head), and no kernel is called through a pointer per row;
-//   - a score is dot_f32_f16's sum: four accumulators over 16-element steps, the first over the
-//     4-element steps after them, vaddvq of (acc0 + acc1) + (acc2 + acc3), times the scale;
+//   - a score is dot_f32_f16's sum (neon/dot.h, on the converted row) times the scale;
 //   - the softmax is softmax.h's scalar exp_shifted_sum, as on the per-head path;
 //   - out += p V is accumulate_f16's one fma per element, up to four heads sharing each V row,
 //     sixteen columns per head in registers while the rows go by.
@@ -14,6 +13,7 @@
 #include <cstdint>
 
 #include "kernels/cpu/attention_group.h"
+#include "kernels/cpu/neon/dot.h"
 #include "kernels/cpu/softmax.h"
 
 namespace momentkv::kernels::neon {
@@ -41,21 +41,6 @@ const float* rows_f32(const GroupAttention& a, const uint8_t* base, int32_t s0, 
     }
   }
   return buf;
-}
-
-// dot_f32_f16 / dot_f32_f32 of the NEON row kernels on an f32 row (n a multiple of 4).
-inline float dot(const float* k, const float* q, int32_t n) {
-  float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
-  float32x4_t acc2 = vdupq_n_f32(0.0f), acc3 = vdupq_n_f32(0.0f);
-  int32_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    acc0 = vfmaq_f32(acc0, vld1q_f32(k + i), vld1q_f32(q + i));
-    acc1 = vfmaq_f32(acc1, vld1q_f32(k + i + 4), vld1q_f32(q + i + 4));
-    acc2 = vfmaq_f32(acc2, vld1q_f32(k + i + 8), vld1q_f32(q + i + 8));
-    acc3 = vfmaq_f32(acc3, vld1q_f32(k + i + 12), vld1q_f32(q + i + 12));
-  }
-  for (; i + 4 <= n; i += 4) acc0 = vfmaq_f32(acc0, vld1q_f32(k + i), vld1q_f32(q + i));
-  return vaddvq_f32(vaddq_f32(vaddq_f32(acc0, acc1), vaddq_f32(acc2, acc3)));
 }
 
 // out[h0 .. h0 + NH) columns [j0, j0 + 4 NV) += p V over rows [s0, s0 + m) (f32 at v): one fma per
@@ -115,7 +100,9 @@ void attend_group(const GroupAttention& a) {
           sc[s] = kNegInf;
           continue;
         }
-        const float d = dot(k + static_cast<size_t>(r) * static_cast<size_t>(hd), q, hd) * a.scale;
+        const float d =
+            dot_rows(F32Values{k + static_cast<size_t>(r) * static_cast<size_t>(hd)}, q, hd) *
+            a.scale;
         sc[s] = d;
         mx = mx < d ? d : mx;  // std::max(mx, d)
       }

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "core/tensor/fp16.h"
+#include "kernels/cpu/neon/dot.h"
 #include "kernels/cpu/quants.h"
 
 namespace momentkv::kernels::neon {
@@ -130,37 +131,11 @@ void dequantize_q8_0(const void* src, float* dst, int64_t n) {
 }
 
 float dot_f32_f32(const void* w, const float* x, int64_t n) {
-  const auto* f = static_cast<const float*>(w);
-  float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
-  float32x4_t acc2 = vdupq_n_f32(0.0f), acc3 = vdupq_n_f32(0.0f);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    acc0 = vfmaq_f32(acc0, vld1q_f32(f + i), vld1q_f32(x + i));
-    acc1 = vfmaq_f32(acc1, vld1q_f32(f + i + 4), vld1q_f32(x + i + 4));
-    acc2 = vfmaq_f32(acc2, vld1q_f32(f + i + 8), vld1q_f32(x + i + 8));
-    acc3 = vfmaq_f32(acc3, vld1q_f32(f + i + 12), vld1q_f32(x + i + 12));
-  }
-  for (; i + 4 <= n; i += 4) acc0 = vfmaq_f32(acc0, vld1q_f32(f + i), vld1q_f32(x + i));
-  float sum = vaddvq_f32(vaddq_f32(vaddq_f32(acc0, acc1), vaddq_f32(acc2, acc3)));
-  for (; i < n; ++i) sum += f[i] * x[i];
-  return sum;
+  return dot_rows(F32Values{static_cast<const float*>(w)}, x, n);
 }
 
 float dot_f32_f16(const void* w, const float* x, int64_t n) {
-  const auto* h = static_cast<const uint16_t*>(w);
-  float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
-  float32x4_t acc2 = vdupq_n_f32(0.0f), acc3 = vdupq_n_f32(0.0f);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    acc0 = vfmaq_f32(acc0, load_f16x4(h + i), vld1q_f32(x + i));
-    acc1 = vfmaq_f32(acc1, load_f16x4(h + i + 4), vld1q_f32(x + i + 4));
-    acc2 = vfmaq_f32(acc2, load_f16x4(h + i + 8), vld1q_f32(x + i + 8));
-    acc3 = vfmaq_f32(acc3, load_f16x4(h + i + 12), vld1q_f32(x + i + 12));
-  }
-  for (; i + 4 <= n; i += 4) acc0 = vfmaq_f32(acc0, load_f16x4(h + i), vld1q_f32(x + i));
-  float sum = vaddvq_f32(vaddq_f32(vaddq_f32(acc0, acc1), vaddq_f32(acc2, acc3)));
-  for (; i < n; ++i) sum += half_to_float(h[i]) * x[i];
-  return sum;
+  return dot_rows(F16Values{static_cast<const uint16_t*>(w)}, x, n);
 }
 
 void accumulate_f32(const void* row, float a, float* y, int64_t n) {
