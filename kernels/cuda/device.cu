@@ -39,6 +39,11 @@ void copy_to_host(void* dst, const void* src, uint64_t bytes) {
   check_cuda(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy to the host");
 }
 
+void copy_on_device(void* dst, const void* src, uint64_t bytes) {
+  check_cuda(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice),
+             "cudaMemcpyAsync on the device");
+}
+
 void synchronize() {
   check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
 }

@@ -24,6 +24,9 @@ DeviceInfo device_info(int index);
 // CUDA error.
 void copy_to_device(void* dst, const void* src, uint64_t bytes);
 void copy_to_host(void* dst, const void* src, uint64_t bytes);
+// Device-to-device copy on the default stream, without waiting (the bandwidth benchmark's
+// reference: what the memory can do).
+void copy_on_device(void* dst, const void* src, uint64_t bytes);
 void synchronize();
 
 // One device allocation of `capacity` bytes handed out in aligned pieces, released together.
