@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/util/error.h"
+#include "core/util/system_memory.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/status.h"
 
@@ -28,7 +29,24 @@ DeviceInfo device_info(int index) {
   info.sm_minor = p.minor;
   info.total_bytes = p.totalGlobalMem;
   info.n_sm = p.multiProcessorCount;
+  info.integrated = p.integrated != 0;
   return info;
+}
+
+uint64_t device_memory_available(int index) {
+  if (device_info(index).integrated) {
+    const SystemMemory memory = read_system_memory();
+    check(memory.mem_available.has_value(), "cannot read MemAvailable from /proc/meminfo");
+    return *memory.mem_available;
+  }
+  int current = 0;
+  check_cuda(cudaGetDevice(&current), "cudaGetDevice");
+  check_cuda(cudaSetDevice(index), "cudaSetDevice");
+  size_t free_bytes = 0, total_bytes = 0;
+  const cudaError_t status = cudaMemGetInfo(&free_bytes, &total_bytes);
+  check_cuda(cudaSetDevice(current), "cudaSetDevice");
+  check_cuda(status, "cudaMemGetInfo");
+  return free_bytes;
 }
 
 void copy_to_device(void* dst, const void* src, uint64_t bytes) {
@@ -49,6 +67,14 @@ void synchronize() {
 }
 
 DeviceArena::DeviceArena(uint64_t capacity) : capacity_(capacity) {
+  int device = 0;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  const uint64_t available = device_memory_available(device);
+  check(capacity <= available,
+        "a device arena of " + std::to_string(capacity) + " bytes does not fit: device " +
+            std::to_string(device) + " has " + std::to_string(available) + " bytes available" +
+            (device_info(device).integrated ? " (MemAvailable: the GPU shares the system's DRAM)"
+                                            : " (CUDA free memory)"));
   check_cuda(cudaMalloc(&base_, capacity),
              "cudaMalloc of a " + std::to_string(capacity) + "-byte device arena");
 }

@@ -16,9 +16,16 @@ struct DeviceInfo {
   int sm_major = 0, sm_minor = 0;
   uint64_t total_bytes = 0;
   int n_sm = 0;
+  bool integrated = false;  // shares the system's DRAM (Jetson)
 };
 // Properties of device `index` (< device_count()). Throws Error on a CUDA error.
 DeviceInfo device_info(int index);
+
+// Bytes device `index` can allocate now: on an integrated GPU (Jetson) the system's MemAvailable,
+// since CPU and GPU draw from one DRAM and CUDA's free-memory call does not see what the CPU side
+// holds; on a discrete GPU, CUDA's free device memory. Throws Error on a CUDA error or when
+// /proc/meminfo cannot be read.
+uint64_t device_memory_available(int index);
 
 // Host <-> device copies (synchronous) and a wait for all work on the device. Throw Error on a
 // CUDA error.
@@ -32,7 +39,8 @@ void synchronize();
 // One device allocation of `capacity` bytes handed out in aligned pieces, released together.
 class DeviceArena {
  public:
-  // Allocates the arena on the current device; throws Error when it cannot.
+  // Allocates the arena on the current device; throws Error, with the numbers, when capacity
+  // exceeds device_memory_available() or the allocation fails.
   explicit DeviceArena(uint64_t capacity);
   ~DeviceArena();
   DeviceArena(const DeviceArena&) = delete;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <string>
 
 #include "core/util/error.h"
 
@@ -30,6 +31,20 @@ TEST(CudaDevice, ArenaHandsOutAlignedPiecesWithinItsCapacity) {
   arena.reset();
   EXPECT_EQ(arena.used(), 0u);
   EXPECT_EQ(arena.allocate(4096), a);
+}
+
+// An arena larger than what the device can give is refused with the numbers, not left to fail
+// later (on Jetson the limit is MemAvailable: the GPU shares the system's DRAM).
+TEST(CudaDevice, ArenaLargerThanTheAvailableMemoryIsRefused) {
+  MOMENTKV_SKIP_WITHOUT_CUDA_DEVICE();
+  const uint64_t available = device_memory_available(0);
+  EXPECT_GT(available, 0u);
+  try {
+    DeviceArena arena(available + (uint64_t{1} << 30));
+    FAIL() << "an arena larger than the available memory was allocated";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("does not fit"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
