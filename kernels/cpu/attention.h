@@ -15,8 +15,9 @@ namespace momentkv::kernels {
 // one, for the tests and benchmarks that compare them: kPerHead calls the `isa` row kernels once
 // per (query head, slot); the grouped paths run the query heads that share a KV lane together
 // (f32/f16 rows, head_dim a multiple of 8, a CPU with the instructions) and fall back to kPerHead
-// where they do not apply (kGroupedAvx512 on a CPU without AVX-512 runs as kGroupedAvx2). The grouped paths give the results of the per-head path with their
-// instruction set's row kernels (AVX2 for both x86 paths, NEON) bit for bit.
+// where they do not apply (kGroupedAvx512 on a CPU without AVX-512 runs as kGroupedAvx2). The
+// grouped paths give the results of the per-head path with their instruction set's row kernels
+// (AVX2 for both x86 paths, NEON) bit for bit.
 enum class AttentionPath { kAuto, kPerHead, kGroupedAvx2, kGroupedAvx512, kGroupedNeon };
 const char* attention_path_name(AttentionPath path);
 // The paths this CPU runs, kPerHead first (kAuto not listed).
