@@ -166,8 +166,10 @@ DaemonConfig parse_daemon_config(const std::string& text, const std::string& sou
     if (!arr) r.fail(std::string("server.") + key, "must be an array of integers");
     auto& out = std::string(key) == "allowed_uids" ? c.allowed_uids : c.allowed_gids;
     for (const auto& v : *arr) {
-      const auto i = v.value<int64_t>();
-      if (!v.is_integer() || !i || *i < 0 || *i > 0xFFFFFFFFll) {
+      // Type first: toml++ converts a float to int64_t with a plain cast (undefined beyond its
+      // range; the config fuzzer found 1.3e64).
+      const auto i = v.is_integer() ? v.value<int64_t>() : std::nullopt;
+      if (!i || *i < 0 || *i > 0xFFFFFFFFll) {
         r.fail(std::string("server.") + key, "must hold integers in [0, 4294967295]");
       }
       out.push_back(*i);
@@ -226,8 +228,8 @@ DaemonConfig parse_daemon_config(const std::string& text, const std::string& sou
     const auto* arr = node.as_array();
     if (!arr) r.fail("telemetry.probe_budgets", "must be an array of integers");
     for (const auto& v : *arr) {
-      const auto i = v.value<int64_t>();
-      if (!v.is_integer() || !i || *i < 1 || *i > (1 << 24)) {
+      const auto i = v.is_integer() ? v.value<int64_t>() : std::nullopt;  // type first, as above
+      if (!i || *i < 1 || *i > (1 << 24)) {
         r.fail("telemetry.probe_budgets", "must hold integers in [1, 16777216]");
       }
       t.probe_budgets.push_back(static_cast<int32_t>(*i));

@@ -108,6 +108,9 @@ TEST(DaemonConfig, ErrorsNameKeyAndValue) {
            {"[server]\nmax_connections = 0", "server.max_connections"},
            {"[server]\nchat_template = \"jinja\"", "server.chat_template"},
            {"[server]\nallowed_uids = [\"root\"]", "server.allowed_uids"},
+           {"[server]\nallowed_gids = [1.3e64]", "server.allowed_gids"},  // no float-to-int cast
+           {"[server]\nallowed_gids = [1000.0]", "server.allowed_gids"},
+           {"[telemetry]\nprobe_budgets = [1e30]", "telemetry.probe_budgets"},
            {"[server]\nqueue = 3", "server.queue"},
            {"[server]\nwrite_timeout_ms = 0", "server.write_timeout_ms"},
            {"[model]\nthreads = \"four\"", "model.threads"},
