@@ -61,17 +61,6 @@ inline __m256 load8(bool f16, const uint8_t* r, int32_t j) {
   return _mm256_loadu_ps(reinterpret_cast<const float*>(r) + j);
 }
 
-// Asks for rows [s, s + kBlock) of base (clipped to n) ahead of their use: the lane's rows stream
-// from memory once per step, and the hardware prefetcher alone left the conversions waiting.
-constexpr int32_t kPrefetchBlocks = 4;
-inline void prefetch_block(const uint8_t* base, size_t row_bytes, int32_t s, int32_t n) {
-  if (s >= n) return;
-  const uint8_t* begin = base + static_cast<size_t>(s) * row_bytes;
-  const uint8_t* end = base + static_cast<size_t>(min_of(s + kBlock, n)) * row_bytes;
-  for (const uint8_t* p = begin; p < end; p += 64)
-    _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
-}
-
 // K rows [s0, s0 + kBlock) as f32 pairs into buf (pair p = rows 2p and 2p + 1, at buf + 2p·HD);
 // rows past m repeat the last one (their scores are computed and dropped).
 template <int HD>
@@ -79,7 +68,6 @@ void k_pairs(const GroupAttention& a, int32_t s0, int32_t m, float* buf) {
   const bool f16 = a.f16;
   const size_t rb = a.row_bytes;
   const uint8_t* k = a.k + static_cast<size_t>(s0) * rb;
-  prefetch_block(a.k, rb, s0 + kPrefetchBlocks * kBlock, a.n);
   for (int32_t p = 0; p < kBlock / 2; ++p) {
     const uint8_t* ra = k + static_cast<size_t>(min_of(2 * p, m - 1)) * rb;
     const uint8_t* rb_ = k + static_cast<size_t>(min_of(2 * p + 1, m - 1)) * rb;
@@ -102,7 +90,6 @@ template <int HD>
 const float* v_rows(const GroupAttention& a, int32_t s0, int32_t m, float* buf) {
   const size_t rb = a.row_bytes;
   const uint8_t* v = a.v + static_cast<size_t>(s0) * rb;
-  prefetch_block(a.v, rb, s0 + kPrefetchBlocks * kBlock, a.n);
   if (!a.f16) return reinterpret_cast<const float*>(v);
   for (int32_t r = 0; r < m; ++r) {
     const uint8_t* src = v + static_cast<size_t>(r) * rb;
