@@ -9,13 +9,14 @@
 //   5. granularity layer: the last block to finish (a counter after a memory fence) adds the
 //      lanes' sums, updates lane 0's scores and copies them to every lane.
 // f32 arithmetic throughout; the CPU reference differs only in summation order and exp.
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <string>
 
 #include "core/util/error.h"
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/blocks.cuh"
+#include "kernels/cuda/reduce.cuh"
 #include "kernels/cuda/status.h"
 
 namespace momentkv::kernels::cuda {
@@ -26,22 +27,6 @@ constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kMaxHeadDim = 256;
 constexpr int kPerLane = kMaxHeadDim / 32;  // K elements a warp lane holds
-
-__device__ inline float half_value(uint16_t h) {
-  return __half2float(__ushort_as_half(h));
-}
-
-__device__ inline float warp_sum(float v) {
-  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
-__device__ inline float warp_max(float v) {
-  for (int offset = 16; offset > 0; offset /= 2) {
-    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
-  }
-  return v;
-}
 
 // The sum (or maximum) of v over the block; every thread gets it. `scratch` has kWarps floats.
 template <bool kMax>

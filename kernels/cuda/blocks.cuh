@@ -1,7 +1,6 @@
-// Device-side decoding of one weight element of a GGUF row, for the kernels that read weights
-// element by element (get_rows); the mat-vec decodes whole 32-weight chunks itself (matvec.cu).
-// Layouts: kernels/cpu/quants.h and kquant_blocks.h; values as the scalar reference
-// (kernels/cpu/scalar/) computes them. CUDA header: for .cu files only.
+// Device-side decoding of GGUF weight rows, 32 elements at a time, for every kernel that reads
+// weights (matvec.cu, get_rows.cu). Layouts: kernels/cpu/quants.h and kquant_blocks.h; values as
+// the scalar dequantizers (kernels/cpu/scalar/) compute them. CUDA header: for .cu files only.
 #pragma once
 
 #include <cuda_fp16.h>
@@ -14,7 +13,7 @@
 
 namespace momentkv::kernels::cuda {
 
-// The weight types the device kernels read (the decoders here and matvec.cu's chunks).
+// The weight types the decoders here read.
 inline bool device_reads(GgmlType t) {
   switch (t) {
     case GgmlType::F32:
@@ -33,56 +32,83 @@ __device__ inline float half_value(uint16_t h) {
   return __half2float(__ushort_as_half(h));
 }
 
-// Element i of a row of each type.
+// Each type's decoder: chunk(row, c, left, v) writes elements 32c .. 32c + 31 of a row into
+// v[0 .. 32) and returns how many there are: 32, or `left` (the elements from 32c to the row's end)
+// when an F32/F16 row ends inside the chunk. A chunk is a Q4_0/Q8_0 block, a 32-element
+// sub-block of a Q4_K/Q6_K super-block, or 32 F32/F16 values.
 struct F32Row {
-  __device__ static float value(const uint8_t* row, int64_t i) {
-    return reinterpret_cast<const float*>(row)[i];
+  __device__ static int chunk(const uint8_t* row, int64_t c, int64_t left, float v[32]) {
+    const float* w = reinterpret_cast<const float*>(row) + 32 * c;
+    const int m = left < 32 ? static_cast<int>(left) : 32;
+    for (int i = 0; i < m; ++i) v[i] = w[i];
+    return m;
   }
 };
 
 struct F16Row {
-  __device__ static float value(const uint8_t* row, int64_t i) {
-    return half_value(reinterpret_cast<const uint16_t*>(row)[i]);
+  __device__ static int chunk(const uint8_t* row, int64_t c, int64_t left, float v[32]) {
+    const uint16_t* w = reinterpret_cast<const uint16_t*>(row) + 32 * c;
+    const int m = left < 32 ? static_cast<int>(left) : 32;
+    for (int i = 0; i < m; ++i) v[i] = half_value(w[i]);
+    return m;
   }
 };
 
-struct Q4_0Row {
-  __device__ static float value(const uint8_t* row, int64_t i) {
-    const BlockQ4_0& b = reinterpret_cast<const BlockQ4_0*>(row)[i / 32];
-    const int j = static_cast<int>(i % 32);
-    const int q = j < 16 ? (b.qs[j] & 15) : (b.qs[j - 16] >> 4);
-    return half_value(b.d) * static_cast<float>(q - 8);
+struct Q4_0Row {  // element i < 16: low nibble of qs[i]; i >= 16: high nibble of qs[i - 16]
+  __device__ static int chunk(const uint8_t* row, int64_t c, int64_t, float v[32]) {
+    const BlockQ4_0& b = reinterpret_cast<const BlockQ4_0*>(row)[c];
+    const float d = half_value(b.d);
+    for (int i = 0; i < 16; ++i) {
+      v[i] = d * static_cast<float>((b.qs[i] & 15) - 8);
+      v[i + 16] = d * static_cast<float>((b.qs[i] >> 4) - 8);
+    }
+    return 32;
   }
 };
 
 struct Q8_0Row {
-  __device__ static float value(const uint8_t* row, int64_t i) {
-    const BlockQ8_0& b = reinterpret_cast<const BlockQ8_0*>(row)[i / 32];
-    return half_value(b.d) * static_cast<float>(b.qs[i % 32]);
+  __device__ static int chunk(const uint8_t* row, int64_t c, int64_t, float v[32]) {
+    const BlockQ8_0& b = reinterpret_cast<const BlockQ8_0*>(row)[c];
+    const float d = half_value(b.d);
+    for (int i = 0; i < 32; ++i) v[i] = d * static_cast<float>(b.qs[i]);
+    return 32;
   }
 };
 
-struct Q4KRow {
-  __device__ static float value(const uint8_t* row, int64_t i) {
-    const BlockQ4K& b = reinterpret_cast<const BlockQ4K*>(row)[i / kQkBlock];
-    const int e = static_cast<int>(i % kQkBlock), j = e / 32, l = e % 32;
+struct Q4KRow {  // sub-block j of a super-block: (d * sc_j) * q - dmin * m_j
+  __device__ static int chunk(const uint8_t* row, int64_t c, int64_t, float v[32]) {
+    const BlockQ4K& b = reinterpret_cast<const BlockQ4K*>(row)[c / 8];
+    const int j = static_cast<int>(c % 8);
     int sc = 0, m = 0;
     unpack_scale_min(b.scales, j, sc, m);
-    const int q = (b.qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 15;
-    return half_value(b.d) * static_cast<float>(sc) * static_cast<float>(q) -
-           half_value(b.dmin) * static_cast<float>(m);
+    const float a = half_value(b.d) * static_cast<float>(sc);
+    const float off = half_value(b.dmin) * static_cast<float>(m);
+    const uint8_t* q = b.qs + 32 * (j / 2);
+    const int shift = 4 * (j % 2);
+    // Rounded product, then difference (no fma contraction), as the reference computes it.
+    for (int l = 0; l < 32; ++l) {
+      v[l] = __fsub_rn(__fmul_rn(a, static_cast<float>((q[l] >> shift) & 15)), off);
+    }
+    return 32;
   }
 };
 
-struct Q6KRow {
-  __device__ static float value(const uint8_t* row, int64_t i) {
-    const BlockQ6K& b = reinterpret_cast<const BlockQ6K*>(row)[i / kQkBlock];
-    const int e = static_cast<int>(i % kQkBlock);
-    const int h = e / 128, k = (e % 128) / 32, l = e % 32;
-    const uint8_t lo = b.ql[64 * h + (k % 2 == 0 ? 0 : 32) + l];
-    const int nibble = k < 2 ? (lo & 15) : (lo >> 4);
-    const int q = (nibble | (((b.qh[32 * h + l] >> (2 * k)) & 3) << 4)) - 32;
-    return half_value(b.d) * static_cast<float>(b.scales[e / 16]) * static_cast<float>(q);
+struct Q6KRow {  // elements 32r .. 32r + 31 of a super-block: (d * scale_(i / 16)) * (q - 32)
+  __device__ static int chunk(const uint8_t* row, int64_t c, int64_t, float v[32]) {
+    const BlockQ6K& b = reinterpret_cast<const BlockQ6K*>(row)[c / 8];
+    const int r = static_cast<int>(c % 8);
+    const int h = r / 4, k = r % 4;
+    const uint8_t* ql = b.ql + 64 * h + (k % 2 == 0 ? 0 : 32);
+    const uint8_t* qh = b.qh + 32 * h;
+    const float d = half_value(b.d);
+    const float scale[2] = {d * static_cast<float>(b.scales[2 * r]),
+                            d * static_cast<float>(b.scales[2 * r + 1])};
+    for (int l = 0; l < 32; ++l) {
+      const int nibble = k < 2 ? (ql[l] & 15) : (ql[l] >> 4);
+      const int q = (nibble | (((qh[l] >> (2 * k)) & 3) << 4)) - 32;
+      v[l] = scale[l / 16] * static_cast<float>(q);
+    }
+    return 32;
   }
 };
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/util/error.h"
+#include "kernels/cuda/reduce.cuh"
 #include "kernels/cuda/rms_norm.h"
 #include "kernels/cuda/status.h"
 
@@ -15,11 +16,6 @@ namespace momentkv::kernels::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-__device__ inline float warp_sum(float v) {
-  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
 
 __global__ void rms_norm_kernel(const float* x, const float* __restrict__ w, int64_t n, float eps,
                                 float* y) {
