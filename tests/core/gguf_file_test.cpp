@@ -218,19 +218,7 @@ TEST(GgufFile, DuplicateKeysAndTensors) {
   EXPECT_EQ(error_of(t.bytes()), GgufErrc::kDuplicateTensor);
 }
 
-std::vector<uint8_t> file_with_alignment(uint32_t type, uint64_t value) {
-  ByteWriter w;
-  w.u32(0x46554747);
-  w.u32(3);
-  w.u64(0);
-  w.u64(1);
-  w.str("general.alignment");
-  w.u32(type);
-  if (type == 4) w.u32(static_cast<uint32_t>(value));
-  if (type == 5) w.i32(static_cast<int32_t>(value));
-  if (type == 10) w.u64(value);
-  return w.bytes();
-}
+using test::file_with_alignment;
 
 TEST(GgufFile, Alignment) {
   EXPECT_EQ(error_of(file_with_alignment(4, 0)), GgufErrc::kBadAlignment);

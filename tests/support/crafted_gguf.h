@@ -57,4 +57,20 @@ struct CraftedGguf {
   }
 };
 
+// A GGUF header with no tensors and one kv, general.alignment, of GGUF value type `type` (4 u32,
+// 5 i32, 10 u64) holding `value`.
+inline std::vector<uint8_t> file_with_alignment(uint32_t type, uint64_t value) {
+  ByteWriter w;
+  w.u32(0x46554747);
+  w.u32(3);
+  w.u64(0);
+  w.u64(1);
+  w.str("general.alignment");
+  w.u32(type);
+  if (type == 4) w.u32(static_cast<uint32_t>(value));
+  if (type == 5) w.i32(static_cast<int32_t>(value));
+  if (type == 10) w.u64(value);
+  return w.bytes();
+}
+
 }  // namespace momentkv::test

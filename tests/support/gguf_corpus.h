@@ -93,18 +93,6 @@ inline GgufWriter qwen2_bpe() {
 
 using Craft = CraftedGguf;
 
-inline std::vector<uint8_t> with_alignment(uint32_t type, uint32_t value) {
-  ByteWriter w;
-  w.u32(0x46554747);
-  w.u32(3);
-  w.u64(0);
-  w.u64(1);
-  w.str("general.alignment");
-  w.u32(type);
-  w.u32(value);
-  return w.bytes();
-}
-
 inline void bad_header_and_lengths(const Save& save) {
   Craft c;
   save("valid_craft", c.bytes());
@@ -153,10 +141,10 @@ inline void bad_header_and_lengths(const Save& save) {
   c = {};
   c.ggml_type = 4;  // a removed type
   save("removed_type", c.bytes());
-  save("alignment_2p31", with_alignment(4, 1u << 31));  // PR #24997
-  save("alignment_0", with_alignment(4, 0));
-  save("alignment_3", with_alignment(4, 3));
-  save("alignment_i32", with_alignment(5, 32));
+  save("alignment_2p31", file_with_alignment(4, 1u << 31));  // PR #24997
+  save("alignment_0", file_with_alignment(4, 0));
+  save("alignment_3", file_with_alignment(4, 3));
+  save("alignment_i32", file_with_alignment(5, 32));
 
   // Array count x element size wraps (CVE-2024-23496 family).
   ByteWriter a;
