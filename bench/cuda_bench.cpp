@@ -47,14 +47,6 @@ double seconds_per_call(int warm, int iters, Fn fn) {
   return std::chrono::duration<double>(Clock::now() - start).count() / iters;
 }
 
-double copy_bandwidth(cuda::DeviceArena& arena, uint64_t bytes) {
-  void* a = arena.allocate(bytes);
-  void* b = arena.allocate(bytes);
-  const double t = seconds_per_call(2, 10, [&](int) { cuda::copy_on_device(b, a, bytes); });
-  arena.reset();
-  return 2.0 * static_cast<double>(bytes) / t;
-}
-
 void bench_matvec(cuda::DeviceArena& arena, GgmlType t, uint64_t stream_bytes, double limit) {
   constexpr int64_t kOut = 2048, kIn = 5632;
   const auto values = random_values(static_cast<size_t>(kOut * kIn), 1);
@@ -140,11 +132,12 @@ int run() {
   const cuda::DeviceInfo info = cuda::device_info(0);
   std::printf("device 0: %s, sm_%d%d, %d SMs, %.1f GiB\n", info.name.c_str(), info.sm_major,
               info.sm_minor, info.n_sm, static_cast<double>(info.total_bytes) / (1 << 30));
-  // Room for the largest case: 2 x 512 MiB of copies, or W copies past L2 plus attention's layers.
+  // Room for the largest case: W copies past L2 plus attention's layers (the copy bandwidth is
+  // measured first, in an arena of its own).
   const uint64_t arena_bytes = std::min<uint64_t>(info.total_bytes / 4, uint64_t{3} << 30);
-  cuda::DeviceArena arena(arena_bytes);
   const uint64_t copy_bytes = std::min<uint64_t>(uint64_t{512} << 20, arena_bytes / 4);
-  const double limit = copy_bandwidth(arena, copy_bytes);
+  const double limit = cuda::measure_copy_bandwidth(copy_bytes);
+  cuda::DeviceArena arena(arena_bytes);
   std::printf("copy bandwidth: %.1f GB/s (device to device, read + write)\n", limit / 1e9);
   const uint64_t stream_bytes = std::min<uint64_t>(uint64_t{512} << 20, arena_bytes / 4);
   for (const GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0,

@@ -99,7 +99,7 @@ DaemonConfig parse_daemon_config(const std::string& text, const std::string& sou
   }
   Reader r(root, source);
   r.check_keys({
-      {"model", {"path", "threads", "context", "batch", "exact"}},
+      {"model", {"path", "threads", "context", "batch", "exact", "backend"}},
       {"memory", {"budget"}},
       {"server",
        {"socket", "socket_mode", "max_connections", "max_body_bytes", "idle_timeout_ms",
@@ -119,6 +119,7 @@ DaemonConfig parse_daemon_config(const std::string& text, const std::string& sou
   c.context = r.get_int("model", "context", 0, 0, 1 << 24);
   c.batch = r.get_int("model", "batch", 64, 1, 4096);
   c.exact = r.get<bool>("model", "exact").value_or(false);
+  c.backend = r.get_choice("model", "backend", "cpu", {"cpu", "cuda"});
   if (const auto b = r.get<std::string>("memory", "budget")) {
     const auto bytes = parse_bytes(*b);
     if (!bytes) r.fail("memory.budget", "= \"" + *b + "\" is not a size like \"512MiB\"");

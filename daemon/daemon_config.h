@@ -32,11 +32,12 @@ struct TelemetryConfig {
 
 struct DaemonConfig {
   // [model]
-  std::string model_path;  // path = "..." (required to serve; `momentkv run` may pass -m)
-  int32_t threads = 0;     // 0: one per CPU
-  int32_t context = 0;     // positions allowed; 0: the model's trained context
-  int32_t batch = 64;      // prompt tokens per forward pass
-  bool exact = false;      // f32 activations inside quantized matmuls
+  std::string model_path;       // path = "..." (required to serve; `momentkv run` may pass -m)
+  int32_t threads = 0;          // 0: one per CPU
+  int32_t context = 0;          // positions allowed; 0: the model's trained context
+  int32_t batch = 64;           // prompt tokens per forward pass
+  bool exact = false;           // f32 activations inside quantized matmuls
+  std::string backend = "cpu";  // cpu | cuda (momentkv run/bench; the daemon serves on cpu)
   // [memory]
   uint64_t memory_budget = 0;  // budget = "512MiB": weights + KV + scratch; 0: no limit
   // [server]

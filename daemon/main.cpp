@@ -238,6 +238,15 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (cfg.backend == "cuda") {
+    return fail(std::string("backend = \"cuda\": ") +
+                (MOMENTKV_HAVE_CUDA
+                     ? "the daemon serves on the cpu backend so far; the CUDA engine "
+                       "runs in `momentkv run --backend cuda` and `momentkv bench "
+                       "--backend cuda`"
+                     : "this momentkvd was built without CUDA (MOMENTKV_CUDA=OFF, or "
+                       "no nvcc when it was configured)"));
+  }
   sd_notify("STATUS=loading " + cfg.model_path);
   Scheduler::Served served;
   try {

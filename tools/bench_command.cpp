@@ -13,6 +13,7 @@
 
 #include "core/engine/batch_decoder.h"
 #include "tools/commands.h"
+#include "tools/cuda_support.h"
 #include "tools/memory_bandwidth.h"
 #include "tools/model_options.h"
 
@@ -134,6 +135,97 @@ double mib(uint64_t b) {
   return static_cast<double>(b) / (1 << 20);
 }
 
+// Decode steps of one token each; returns tokens per second.
+double time_decode(Sequence& seq, const std::vector<int32_t>& gen, int64_t n) {
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < n; ++i) {
+    seq.eval_greedy(std::span<const int32_t>(&gen[static_cast<size_t>(i % std::ssize(gen))], 1),
+                    Region::kDecode);
+  }
+  return static_cast<double>(n) / seconds_since(t0);
+}
+
+// momentkv bench --backend cuda: the same pp/tg figures on the CUDA engine (greedy tokens chosen
+// on the device), weight GB/s beside the device's copy bandwidth, and Moment-KV's cost: tg with
+// `moment` at decode budget B = -n (every timed step evicts, prompt + B tokens resident) against
+// `full` timed over the same span of resident tokens on average.
+int bench_cuda(const Model& model, const std::string& path, EngineOptions eo, int64_t n_prompt,
+               int64_t n_gen, int reps) {
+  const ModelConfig& c = model.config();
+  const WeightTraffic traffic = weight_traffic(model);
+  std::printf("model: %s (%s, %d layers, %.2f MiB of weights)\n", path.c_str(), c.arch.c_str(),
+              c.n_layer, mib(model.weight_bytes()));
+  std::printf("device: %s\n", cuda_device_description().c_str());
+  const double bw = cuda_copy_bandwidth_gb_per_s();
+  std::printf("device copy bandwidth: %.1f GB/s (device to device, read + write)\n", bw);
+  const std::vector<int32_t> prompt = bench_tokens(std::max<int64_t>(n_prompt, 1), c.n_vocab, 1);
+  const std::vector<int32_t> gen = bench_tokens(std::max<int64_t>(n_gen, 1), c.n_vocab, 2);
+  const int64_t budget = std::max<int64_t>(n_gen, 1);
+  eo.n_ctx = static_cast<int32_t>(n_prompt + 2 * budget + 1);
+  eo.kv = EngineOptions::plain_kv();
+  eo.kv.type = KvType::kF16;
+  auto full = make_cuda_engine(model, eo);
+  EngineOptions mo = eo;
+  mo.kv.policy = "moment";
+  mo.kv.decode_budget = static_cast<int32_t>(budget);
+  mo.max_prompt = static_cast<int32_t>(std::max<int64_t>(n_prompt, 1));
+  auto moment = make_cuda_engine(model, mo);
+  std::printf("device arena: %.1f MiB (full), %.1f MiB (moment, budget %lld)\n",
+              mib(cuda_engine_bytes(model, eo)), mib(cuda_engine_bytes(model, mo)),
+              static_cast<long long>(budget));
+
+  Figure pp{"pp" + std::to_string(n_prompt), n_prompt, 1, traffic.per_pass(n_prompt), {}};
+  Figure tg{"tg" + std::to_string(n_gen), n_gen, n_gen, traffic.per_pass(1), {}};
+  Figure tg_full{"full@B", n_gen, n_gen, traffic.per_pass(1), {}};
+  Figure tg_moment{"moment@B", n_gen, n_gen, traffic.per_pass(1), {}};
+  for (int rep = -1; rep < reps; ++rep) {
+    full->reset();
+    if (n_prompt > 0) {
+      const auto t0 = std::chrono::steady_clock::now();
+      full->eval_greedy(prompt);
+      if (rep >= 0) pp.tokens_per_s.push_back(static_cast<double>(n_prompt) / seconds_since(t0));
+    }
+    if (n_gen > 0) {
+      const double r = time_decode(*full, gen, n_gen);
+      if (rep >= 0) tg.tokens_per_s.push_back(r);
+      // full, continuing: from prompt + n_gen to prompt + 2 n_gen resident, B + n/2 on average
+      // when the untimed part brings it to prompt + B / 2 first.
+      full->reset();
+      full->eval_greedy(prompt);
+      time_decode(*full, gen, budget / 2);
+      const double rf = time_decode(*full, gen, n_gen);
+      moment->reset();
+      moment->eval_greedy(prompt);
+      time_decode(*moment, gen, budget);
+      const double rm = time_decode(*moment, gen, n_gen);
+      if (rep >= 0) {
+        tg_full.tokens_per_s.push_back(rf);
+        tg_moment.tokens_per_s.push_back(rm);
+      }
+    }
+  }
+  std::printf("\n%-8s | %10s | %10s | %9s | %11s | %17s | %10s\n", "test", "tokens/s", "mean t/s",
+              "ms/token", "weight GB/s", "device copy GB/s", "% of limit");
+  std::printf(
+      "---------|------------|------------|-----------|-------------|-------------------|"
+      "-----------\n");
+  for (const Figure* f : {&pp, &tg, &tg_full, &tg_moment}) {
+    if (f->n_tokens == 0) continue;
+    std::printf("%-8s | %10.2f | %10.2f | %9.3f | %11.2f | %17.2f | %9.1f%%\n", f->test.c_str(),
+                f->best(), f->mean(), 1000.0 / f->best(), f->weight_gb_per_s(), bw,
+                100.0 * f->weight_gb_per_s() / bw);
+  }
+  std::printf("(best of %d after one warm-up; tg chooses each token on the device)\n", reps);
+  if (n_gen > 0) {
+    std::printf(
+        "moment overhead at %lld resident tokens: %+.2f%% time per token (moment, budget %lld, "
+        "evicting every step, vs full over the same resident span)\n",
+        static_cast<long long>(n_prompt + budget),
+        100.0 * (tg_full.best() / tg_moment.best() - 1.0), static_cast<long long>(budget));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
@@ -201,6 +293,10 @@ int cmd_bench(int argc, char** argv) {
   }
   if (eo.n_batch == 0) eo.n_batch = static_cast<int32_t>(std::max<int64_t>(n_prompt, 1));
   eo.kv.type = cache_type;
+  if (mo.backend == "cuda") {
+    if (!batches.empty()) throw UsageError("--batch runs on the cpu backend only");
+    return bench_cuda(*model, path, eo, n_prompt, n_gen, reps);
+  }
   kernels::CpuBackend backend(mo.threads);
   Engine engine(*model, backend, eo);
 

@@ -28,6 +28,14 @@ void ModelOptions::add_to(ArgParser& p) {
                "keep activations in f32 inside quantized matmuls (slower; reproduces float "
                "references)",
                [this] { exact = true; });
+  p.add({"--backend"}, "NAME",
+        "compute backend: cpu (default) or cuda (an NVIDIA GPU; a build with CUDA)",
+        [this](const std::string& v) {
+          if (v != "cpu" && v != "cuda") {
+            throw UsageError("--backend expects cpu or cuda, got '" + v + "'");
+          }
+          backend = v;
+        });
 }
 
 void ModelOptions::apply_config(const DaemonConfig& c) {
@@ -36,6 +44,7 @@ void ModelOptions::apply_config(const DaemonConfig& c) {
   n_ctx = c.context;
   n_batch = c.batch;
   exact = c.exact;
+  backend = c.backend;
 }
 
 std::optional<DaemonConfig> preload_config(ArgParser& p, int argc, char** argv) {

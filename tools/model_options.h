@@ -1,6 +1,6 @@
 // Options every model-running subcommand shares: the model path (-m, else $MOMENTKV_MODEL, else
 // the stories260K test model in ../shared/models), threads (-t), context (-c), batch (-b) and the
-// matmul precision (--exact).
+// matmul precision (--exact), the compute backend (--backend cpu|cuda).
 #pragma once
 
 #include <memory>
@@ -21,8 +21,9 @@ struct ModelOptions {
   int32_t n_ctx = 0;
   int32_t n_batch = 64;
   bool exact = false;
+  std::string backend = "cpu";  // cpu | cuda
 
-  // Registers -m, -t, -c, -b, --exact on `p`.
+  // Registers -m, -t, -c, -b, --exact, --backend on `p`.
   void add_to(ArgParser& p);
   // Takes the [model] values of a config file as defaults (flags given later override them).
   void apply_config(const DaemonConfig& c);

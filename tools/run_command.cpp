@@ -10,6 +10,7 @@
 #include "core/engine/memory_budget.h"
 #include "core/util/process_memory.h"
 #include "tools/commands.h"
+#include "tools/cuda_support.h"
 #include "tools/kv_options.h"
 #include "tools/model_options.h"
 #include "tools/sampling_options.h"
@@ -59,31 +60,46 @@ int cmd_run(int argc, char** argv) {
   const int32_t n_prompt = static_cast<int32_t>(tokenizer->encode(prompt, true, true).size());
   eo.max_prompt = std::max(1, n_prompt);
   eo.kv = ko.config(sampling.max_tokens, n_prompt, n_ctx);
-  kernels::CpuBackend backend(mo.threads);
+  const bool cuda = mo.backend == "cuda";
+  kernels::CpuBackend backend(cuda ? 1 : mo.threads);
+  // The budget covers what this generation reserves: on the CPU weights' pages, KV and scratch;
+  // with CUDA the device arena (weights, KV, activations), which on Jetson is the same DRAM.
   const MemoryPlan plan = plan_memory(*model, eo, backend.n_threads(), current_rss_bytes());
+  const uint64_t reserve = cuda ? cuda_engine_bytes(*model, eo) : plan.total();
+  const std::string what = cuda ? "this generation's device arena (" + format_bytes(reserve) + ")"
+                                : "this generation (" + plan.describe() + ")";
   if (ko.memory_budget()) {
     MemoryBudget budget(*ko.memory_budget());
-    if (auto err = budget.try_reserve(plan.total(), "this generation (" + plan.describe() + ")")) {
+    if (auto err = budget.try_reserve(reserve, what)) {
       std::fprintf(stderr, "momentkv run: error: %s\n", err->c_str());
       return 1;
     }
   }
-  Engine engine(*model, backend, eo);
+  std::unique_ptr<Sequence> sequence;
+  if (cuda) {
+    sequence = make_cuda_engine(*model, eo);
+  } else {
+    sequence = std::make_unique<Engine>(*model, backend, eo);
+  }
   const double load_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_load).count();
-  std::fprintf(stderr, "model: %s (%s, %d layers, %.1f MiB of weights), %d threads, %s kernels%s\n",
+  const std::string where = cuda ? "CUDA on " + cuda_device_description()
+                                 : std::to_string(backend.n_threads()) + " threads, " +
+                                       kernels::isa_name(backend.isa()) + " kernels" +
+                                       (mo.exact ? ", exact f32 activations" : "");
+  std::fprintf(stderr, "model: %s (%s, %d layers, %.1f MiB of weights), %s\n",
                mo.resolved_model_path().c_str(), model->config().arch.c_str(),
                model->config().n_layer, static_cast<double>(model->weight_bytes()) / (1 << 20),
-               backend.n_threads(), kernels::isa_name(backend.isa()),
-               mo.exact ? ", exact f32 activations" : "");
+               where.c_str());
   std::fprintf(
-      stderr, "loaded in %.1f ms; memory plan: %s%s\n", load_ms, plan.describe().c_str(),
+      stderr, "loaded in %.1f ms; memory: %s%s\n", load_ms,
+      cuda ? what.c_str() : plan.describe().c_str(),
       ko.memory_budget() ? (" (budget " + format_bytes(*ko.memory_budget()) + ")").c_str() : "");
 
   GenerationRequest req;
   req.prompt = prompt;
   req.sampling = sampling;
-  Generator gen(engine, *tokenizer);
+  Generator gen(*sequence, *tokenizer);
   if (!no_display_prompt) {
     std::fwrite(prompt.data(), 1, prompt.size(), stdout);
     std::fflush(stdout);

@@ -8,34 +8,39 @@
 namespace momentkv {
 
 namespace {
-int32_t resolve_ctx(const ModelConfig& c, int32_t n_ctx) {
-  const int32_t n = n_ctx > 0 ? n_ctx : c.n_ctx_train;
-  check(n > 0, "invalid context size " + std::to_string(n_ctx));
-  return n;
-}
-int32_t resolve_max_prompt(int32_t n_ctx, const EngineOptions& o) {
-  if (o.max_prompt > 0) return o.max_prompt;
-  if (o.kv.decode_budget == 0) return n_ctx;
-  return std::max(1, n_ctx - o.kv.decode_budget);
-}
-KvConfig with_chunk(KvConfig kv, int32_t n_batch) {
-  kv.prefill_chunk = std::clamp(n_batch, 1, 4096);
-  return kv;
-}
 size_t sz(int64_t a, int64_t b) {
   return static_cast<size_t>(a) * static_cast<size_t>(b);
 }
 }  // namespace
+
+int32_t resolved_n_ctx(const ModelConfig& c, const EngineOptions& o) {
+  const int32_t n = o.n_ctx > 0 ? o.n_ctx : c.n_ctx_train;
+  check(n > 0, "invalid context size " + std::to_string(o.n_ctx));
+  return n;
+}
+
+int32_t resolved_max_prompt(const ModelConfig& c, const EngineOptions& o) {
+  if (o.max_prompt > 0) return o.max_prompt;
+  const int32_t n_ctx = resolved_n_ctx(c, o);
+  if (o.kv.decode_budget == 0) return n_ctx;
+  return std::max(1, n_ctx - o.kv.decode_budget);
+}
+
+KvConfig resolved_kv(const EngineOptions& o) {
+  KvConfig kv = o.kv;
+  kv.prefill_chunk = std::clamp(o.n_batch, 1, 4096);
+  return kv;
+}
 
 Engine::Engine(const Model& model, Backend& backend, EngineOptions options)
     : model_(model),
       backend_(backend),
       options_(options),
       rope_(model.config(), model.rope_freq_factors()),
-      n_ctx_(resolve_ctx(model.config(), options.n_ctx)),
-      max_prompt_(resolve_max_prompt(n_ctx_, options)),
+      n_ctx_(resolved_n_ctx(model.config(), options)),
+      max_prompt_(resolved_max_prompt(model.config(), options)),
       kv_(model.config().n_layer, model.config().n_head_kv, model.config().head_dim, max_prompt_,
-          with_chunk(options.kv, options.n_batch)) {
+          resolved_kv(options)) {
   const ModelConfig& c = model.config();
   options_.n_batch = std::clamp(options_.n_batch, 1, 4096);
   scratch_.resize(c, rope_.n_pairs(), options_.n_batch);

@@ -8,6 +8,7 @@
 
 #include "core/engine/backend.h"
 #include "core/engine/forward_scratch.h"
+#include "core/engine/sequence.h"
 #include "core/kv/kv_cache.h"
 #include "core/kv/kv_config.h"
 #include "core/model/model.h"
@@ -39,24 +40,26 @@ struct EngineOptions {
   }
 };
 
-class Engine {
+// The context size and prompt reservation options resolve to for `config` (0s filled in).
+int32_t resolved_n_ctx(const ModelConfig& config, const EngineOptions& options);
+int32_t resolved_max_prompt(const ModelConfig& config, const EngineOptions& options);
+// options.kv with the prefill chunk the engine uses (its batch).
+KvConfig resolved_kv(const EngineOptions& options);
+
+class Engine final : public Sequence {
  public:
   Engine(const Model& model, Backend& backend, EngineOptions options);
 
-  // Feeds `tokens` at positions n_past()..n_past()+n-1, as prompt (prefill region) or generated
-  // (decode region) tokens. Returns the logits of the last token ([n_vocab]), or of every token
-  // ([n][n_vocab]) when all_logits. Throws Error if the positions or the cache would overflow or a
-  // token id is out of range; check can_eval() first to stop cleanly.
   std::span<const float> eval(std::span<const int32_t> tokens, bool all_logits = false,
-                              Region region = Region::kPrefill);
-  // Whether n more tokens of `region` fit (positions and KV cache).
-  bool can_eval(int32_t n, Region region) const;
+                              Region region = Region::kPrefill) override;
+  bool can_eval(int32_t n, Region region) const override;
 
-  int32_t n_past() const { return n_past_; }
-  int32_t n_ctx() const { return n_ctx_; }
-  int32_t max_prompt() const { return max_prompt_; }
-  int32_t n_vocab() const { return model_.config().n_vocab; }
-  void reset();
+  int32_t n_past() const override { return n_past_; }
+  int32_t n_ctx() const override { return n_ctx_; }
+  int32_t max_prompt() const override { return max_prompt_; }
+  int32_t n_vocab() const override { return model_.config().n_vocab; }
+  void reset() override;
+  CompressionSummary compression() const override { return CompressionSummary::from(kv_); }
   const Model& model() const { return model_; }
   const KvCache& kv() const { return kv_; }
   KvCache& kv() { return kv_; }

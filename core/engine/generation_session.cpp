@@ -14,21 +14,21 @@ const SamplingParams& validated(const SamplingParams& p) {
 }
 }  // namespace
 
-GenerationSession::GenerationSession(Engine& engine, const Tokenizer& tokenizer,
+GenerationSession::GenerationSession(Sequence& sequence, const Tokenizer& tokenizer,
                                      const GenerationRequest& request)
-    : engine_(engine),
+    : sequence_(sequence),
       tokenizer_(tokenizer),
       request_(request),
       sampler_(validated(request.sampling)),
       stops_(request.sampling.stop) {
   r_.prompt_ids = tokenizer_.encode(request_.prompt, request_.add_special, request_.parse_special);
   check(!r_.prompt_ids.empty(), "the prompt is empty");
-  engine_.reset();
-  check(engine_.can_eval(static_cast<int32_t>(r_.prompt_ids.size()), Region::kPrefill) &&
-            static_cast<int64_t>(r_.prompt_ids.size()) < engine_.n_ctx(),
+  sequence_.reset();
+  check(sequence_.can_eval(static_cast<int32_t>(r_.prompt_ids.size()), Region::kPrefill) &&
+            static_cast<int64_t>(r_.prompt_ids.size()) < sequence_.n_ctx(),
         "the prompt has " + std::to_string(r_.prompt_ids.size()) +
-            " tokens, which does not fit (context " + std::to_string(engine_.n_ctx()) +
-            ", prompt reservation " + std::to_string(engine_.max_prompt()) + ")");
+            " tokens, which does not fit (context " + std::to_string(sequence_.n_ctx()) +
+            ", prompt reservation " + std::to_string(sequence_.max_prompt()) + ")");
   r_.seed = sampler_.seed();
   for (int32_t id : r_.prompt_ids) sampler_.accept(id);
   r_.timings.n_prompt = static_cast<int32_t>(r_.prompt_ids.size());
@@ -39,7 +39,7 @@ GenerationSession::GenerationSession(Engine& engine, const Tokenizer& tokenizer,
 void GenerationSession::prefill() {
   check(!prefilled_ && !done_, "GenerationSession::prefill called twice or after the end");
   t0_ = std::chrono::steady_clock::now();
-  logits_ = engine_.eval(r_.prompt_ids, false, Region::kPrefill);
+  logits_ = sequence_.eval(r_.prompt_ids, false, Region::kPrefill);
   prefilled_ = true;
 }
 
@@ -49,7 +49,7 @@ void GenerationSession::finish(const char* reason) {
   if (r_.timings.prompt_ms == 0.0) r_.timings.prompt_ms = ms_since(t0_);
   r_.timings.decode_ms = r_.ids.empty() ? 0.0 : ms_since(t_decode_);
   r_.timings.n_generated = static_cast<int32_t>(r_.ids.size());
-  r_.compression = CompressionSummary::from(engine_.kv());
+  r_.compression = sequence_.compression();
 }
 
 void GenerationSession::cancel() {
@@ -65,12 +65,12 @@ std::string GenerationSession::step() {
 void GenerationSession::feed() {
   check(needs_feed_, "GenerationSession::feed without a sampled token");
   const int32_t one[1] = {pending_};
-  logits_ = engine_.eval(one, false, Region::kDecode);
+  logits_ = sequence_.eval(one, false, Region::kDecode);
   needs_feed_ = false;
 }
 
 void GenerationSession::fed(std::span<const float> logits) {
-  check(needs_feed_ && logits.size() == static_cast<size_t>(engine_.n_vocab()),
+  check(needs_feed_ && logits.size() == static_cast<size_t>(sequence_.n_vocab()),
         "GenerationSession::fed without a sampled token or with logits of another size");
   logits_ = logits;
   needs_feed_ = false;
@@ -105,7 +105,7 @@ std::string GenerationSession::sample() {
   const int32_t max_tokens = request_.sampling.max_tokens;
   if (max_tokens >= 0 && static_cast<int32_t>(r_.ids.size()) >= max_tokens) {
     finish("length");
-  } else if (!engine_.can_eval(1, Region::kDecode)) {
+  } else if (!sequence_.can_eval(1, Region::kDecode)) {
     finish("length");  // context or KV budget full
   } else {
     pending_ = id;

@@ -9,8 +9,8 @@
 #include <span>
 #include <string>
 
-#include "core/engine/engine.h"
 #include "core/engine/generation_result.h"
+#include "core/engine/sequence.h"
 #include "core/sampler/sampler.h"
 #include "core/sampler/stop_matcher.h"
 #include "core/tokenizer/tokenizer.h"
@@ -20,8 +20,9 @@ namespace momentkv {
 class GenerationSession {
  public:
   // Tokenizes and validates (throws Error for invalid sampling parameters or a prompt that does
-  // not fit the engine). Resets the engine; does no model work yet.
-  GenerationSession(Engine& engine, const Tokenizer& tokenizer, const GenerationRequest& request);
+  // not fit the sequence). Resets the sequence; does no model work yet.
+  GenerationSession(Sequence& sequence, const Tokenizer& tokenizer,
+                    const GenerationRequest& request);
 
   // Processes the prompt. Precondition: not done().
   void prefill();
@@ -37,7 +38,7 @@ class GenerationSession {
   void feed();
   // The logits the batched pass computed for pending_token() (valid until the next sample()).
   void fed(std::span<const float> logits);
-  Engine& engine() { return engine_; }
+  Sequence& sequence() { return sequence_; }
   // Ends the generation with finish reason "cancelled".
   void cancel();
   bool prefilled() const { return prefilled_; }
@@ -50,7 +51,7 @@ class GenerationSession {
  private:
   void finish(const char* reason);
 
-  Engine& engine_;
+  Sequence& sequence_;
   const Tokenizer& tokenizer_;
   GenerationRequest request_;
   Sampler sampler_;

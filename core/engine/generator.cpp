@@ -4,12 +4,12 @@
 
 namespace momentkv {
 
-Generator::Generator(Engine& engine, const Tokenizer& tokenizer)
-    : engine_(engine), tokenizer_(tokenizer) {}
+Generator::Generator(Sequence& sequence, const Tokenizer& tokenizer)
+    : sequence_(sequence), tokenizer_(tokenizer) {}
 
 GenerationResult Generator::generate(const GenerationRequest& req,
                                      const std::function<bool(std::string_view)>& on_text) {
-  GenerationSession session(engine_, tokenizer_, req);
+  GenerationSession session(sequence_, tokenizer_, req);
   auto emit = [&](const std::string& text) {
     if (!text.empty() && on_text && !on_text(text)) session.cancel();
   };

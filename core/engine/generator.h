@@ -9,15 +9,15 @@
 #include <string_view>
 #include <vector>
 
-#include "core/engine/engine.h"
 #include "core/engine/generation_result.h"
+#include "core/engine/sequence.h"
 #include "core/tokenizer/tokenizer.h"
 
 namespace momentkv {
 
 class Generator {
  public:
-  Generator(Engine& engine, const Tokenizer& tokenizer);
+  Generator(Sequence& sequence, const Tokenizer& tokenizer);
 
   // Runs one generation from an empty context. `on_text` gets each newly safe piece of output;
   // returning false cancels. Throws Error for invalid parameters or a prompt longer than the
@@ -26,7 +26,7 @@ class Generator {
                             const std::function<bool(std::string_view)>& on_text = {});
 
  private:
-  Engine& engine_;
+  Sequence& sequence_;
   const Tokenizer& tokenizer_;
 };
 

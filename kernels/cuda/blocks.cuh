@@ -112,4 +112,33 @@ struct Q6KRow {  // elements 32r .. 32r + 31 of a super-block: (d * scale_(i / 1
   }
 };
 
+// Calls launch(Row{}) with the decoder of type t (host code: each kernel's launcher is a generic
+// lambda that instantiates its kernel for that decoder). Returns false, launching nothing, for a
+// type without a decoder.
+template <class Launch>
+bool with_row_decoder(GgmlType t, Launch&& launch) {
+  switch (t) {
+    case GgmlType::F32:
+      launch(F32Row{});
+      return true;
+    case GgmlType::F16:
+      launch(F16Row{});
+      return true;
+    case GgmlType::Q4_0:
+      launch(Q4_0Row{});
+      return true;
+    case GgmlType::Q8_0:
+      launch(Q8_0Row{});
+      return true;
+    case GgmlType::Q4_K:
+      launch(Q4KRow{});
+      return true;
+    case GgmlType::Q6_K:
+      launch(Q6KRow{});
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace momentkv::kernels::cuda

@@ -1,6 +1,8 @@
 // Device queries, copies and the arena (device.h).
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -64,6 +66,25 @@ void copy_on_device(void* dst, const void* src, uint64_t bytes) {
 
 void synchronize() {
   check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+}
+
+double measure_copy_bandwidth(uint64_t bytes, int runs) {
+  DeviceArena arena(2 * bytes + 512);
+  void* a = arena.allocate(bytes);
+  void* b = arena.allocate(bytes);
+  check_cuda(cudaMemset(a, 1, bytes), "cudaMemset");
+  for (int i = 0; i < 2; ++i) copy_on_device(b, a, bytes);
+  synchronize();
+  double best = 0.0;
+  for (int i = 0; i < runs; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    copy_on_device(b, a, bytes);
+    synchronize();
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    best = std::max(best, 2.0 * static_cast<double>(bytes) / s);
+  }
+  return best;
 }
 
 DeviceArena::DeviceArena(uint64_t capacity) : capacity_(capacity) {

@@ -36,6 +36,18 @@ void copy_to_host(void* dst, const void* src, uint64_t bytes);
 void copy_on_device(void* dst, const void* src, uint64_t bytes);
 void synchronize();
 
+// The device's memory bandwidth as device-to-device copies of `bytes` measure it (read + write
+// bytes per second, best of `runs` after two warm-ups), in a temporary arena of 2 x bytes: the
+// limit the kernels' GB/s are read against. Throws Error on a CUDA error.
+double measure_copy_bandwidth(uint64_t bytes, int runs = 10);
+
+// The alignment of every piece DeviceArena hands out by default, and `bytes` rounded up to it (what
+// a piece takes of an arena, for sizing one).
+inline constexpr uint64_t kDeviceAlign = 256;
+inline constexpr uint64_t device_aligned(uint64_t bytes) {
+  return (bytes + kDeviceAlign - 1) / kDeviceAlign * kDeviceAlign;
+}
+
 // One device allocation of `capacity` bytes handed out in aligned pieces, released together.
 class DeviceArena {
  public:
@@ -48,7 +60,7 @@ class DeviceArena {
 
   // The next `bytes` of the arena at a multiple of `align` (a power of two); throws Error when
   // the arena has no room left (the budget was sized too small: a broken invariant).
-  void* allocate(uint64_t bytes, uint64_t align = 256);
+  void* allocate(uint64_t bytes, uint64_t align = kDeviceAlign);
   // Forgets every piece (the memory stays allocated).
   void reset() { used_ = 0; }
   uint64_t used() const { return used_; }

@@ -62,28 +62,8 @@ void get_rows(GgmlType t, const void* w, int64_t n_out, int64_t n_in, const int3
                             " elements is not a whole number of " + type_name(t) + " blocks");
   if (n_ids == 0) return;
   auto* s = static_cast<cudaStream_t>(stream);
-  switch (t) {
-    case GgmlType::F32:
-      launch<F32Row>(w, *rb, n_out, n_in, ids, n_ids, out, s);
-      break;
-    case GgmlType::F16:
-      launch<F16Row>(w, *rb, n_out, n_in, ids, n_ids, out, s);
-      break;
-    case GgmlType::Q4_0:
-      launch<Q4_0Row>(w, *rb, n_out, n_in, ids, n_ids, out, s);
-      break;
-    case GgmlType::Q8_0:
-      launch<Q8_0Row>(w, *rb, n_out, n_in, ids, n_ids, out, s);
-      break;
-    case GgmlType::Q4_K:
-      launch<Q4KRow>(w, *rb, n_out, n_in, ids, n_ids, out, s);
-      break;
-    case GgmlType::Q6_K:
-      launch<Q6KRow>(w, *rb, n_out, n_in, ids, n_ids, out, s);
-      break;
-    default:
-      break;
-  }
+  with_row_decoder(
+      t, [&](auto row) { launch<decltype(row)>(w, *rb, n_out, n_in, ids, n_ids, out, s); });
   check_cuda(cudaGetLastError(), "CUDA get_rows launch (" + type_name(t) + ")");
 }
 

@@ -64,28 +64,7 @@ void matvec(GgmlType t, const void* w, int64_t n_out, int64_t n_in, const float*
                                       " blocks");
   const uint64_t rb = *row_bytes_or;
   auto* s = static_cast<cudaStream_t>(stream);
-  switch (t) {
-    case GgmlType::F32:
-      launch<F32Row>(w, rb, n_out, n_in, x, y, s);
-      break;
-    case GgmlType::F16:
-      launch<F16Row>(w, rb, n_out, n_in, x, y, s);
-      break;
-    case GgmlType::Q4_0:
-      launch<Q4_0Row>(w, rb, n_out, n_in, x, y, s);
-      break;
-    case GgmlType::Q8_0:
-      launch<Q8_0Row>(w, rb, n_out, n_in, x, y, s);
-      break;
-    case GgmlType::Q4_K:
-      launch<Q4KRow>(w, rb, n_out, n_in, x, y, s);
-      break;
-    case GgmlType::Q6_K:
-      launch<Q6KRow>(w, rb, n_out, n_in, x, y, s);
-      break;
-    default:
-      break;
-  }
+  with_row_decoder(t, [&](auto row) { launch<decltype(row)>(w, rb, n_out, n_in, x, y, s); });
   check_cuda(cudaGetLastError(), std::string("CUDA mat-vec launch (") + type_name(t) + ")");
 }
 

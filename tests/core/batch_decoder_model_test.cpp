@@ -63,7 +63,7 @@ Run batched(const Model& m, const Tokenizer& tok, Backend& backend, const Engine
       if (s->done()) continue;
       s->sample();
       if (!s->needs_feed()) continue;
-      batch.push_back(&s->engine());
+      batch.push_back(engines[static_cast<size_t>(&s - sessions.data())].get());
       tokens.push_back(s->pending_token());
       fed.push_back(s.get());
     }

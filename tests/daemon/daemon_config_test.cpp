@@ -35,6 +35,7 @@ TEST(DaemonConfig, EmptyFileGivesDefaults) {
   const auto c = parse_daemon_config("", "empty.toml");
   EXPECT_EQ(c.memory_budget, 0u);
   EXPECT_EQ(c.batch, 64);
+  EXPECT_EQ(c.backend, "cpu");
   // Missing keys take the evaluated defaults, the same as the shipped file.
   EXPECT_EQ(c.kv.policy, "moment");
   EXPECT_TRUE(c.kv.normalize);
@@ -50,6 +51,7 @@ threads = 3
 context = 4096
 batch = 32
 exact = true
+backend = "cuda"
 [memory]
 budget = "1.5GiB"
 [kv]
@@ -73,6 +75,7 @@ snapkv_kernel = 7
   EXPECT_EQ(c.context, 4096);
   EXPECT_EQ(c.batch, 32);
   EXPECT_TRUE(c.exact);
+  EXPECT_EQ(c.backend, "cuda");
   EXPECT_EQ(c.memory_budget, static_cast<uint64_t>(1.5 * (1ull << 30)));
   EXPECT_EQ(c.kv.policy, "moment");
   EXPECT_FLOAT_EQ(c.kv.alpha, 0.95f);
@@ -96,6 +99,8 @@ TEST(DaemonConfig, ErrorsNameKeyAndValue) {
   };
   for (const Case& c : std::vector<Case>{
            {"[kv]\npolicy = \"lru\"", "kv.policy"},
+           {"[model]\nbackend = \"gpu\"", "model.backend"},
+           {"[model]\nbackend = \"gpu\"", "cpu, cuda"},
            {"[kv]\npolicy = \"lru\"", "lru"},
            {"[kv]\nalpha = 1.5", "kv.alpha"},
            {"[kv]\nalpha = \"high\"", "must be a number"},

@@ -44,6 +44,23 @@ TEST(RunCommand, GreedyTextMatchesReference) {
   EXPECT_NE(r.err.find("context altered: no"), std::string::npos) << r.err;
 }
 
+// --backend cuda: without CUDA in the build or a GPU in the machine a clear error and exit 1;
+// with both, the same greedy text as the CPU.
+TEST(RunCommand, CudaBackendRunsOrSaysWhyNot) {
+  const auto r =
+      test::run_process(run_args({"-p", "Once upon a time", "-n", "16", "--backend", "cuda"}));
+  const bool no_build = r.err.find("built without CUDA") != std::string::npos;
+  const bool no_device = r.err.find("no CUDA device") != std::string::npos;
+  if (no_build || no_device) {
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find("momentkv run: error:"), std::string::npos) << r.err;
+    return;
+  }
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("Once upon a time, there was a little girl named Lily.", 0), 0u) << r.out;
+  EXPECT_NE(r.err.find("CUDA on "), std::string::npos) << r.err;
+}
+
 TEST(RunCommand, MomentPolicyRunsPastItsBudgetWithinTheMemoryBudget) {
   const uint64_t budget = kBudgetMib << 20;
   const auto r = test::run_process(
