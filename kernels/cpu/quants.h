@@ -135,6 +135,23 @@ void dot_q8_0_q5_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t 
 void dot_q8_0_q8_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
 }  // namespace avxvnni
 
+// AVX-512 VNNI (avx512/quants.cpp): the same three weight types against Q8_0 activations written
+// by its own quantize_q8_0 (Q8_0 blocks, then per pair of blocks their quants, corrections and
+// scales laid out for 512-bit dots; act_row_bytes_q8_0 bytes per row).
+namespace avx512 {
+uint64_t act_row_bytes_q8_0(int64_t n);
+void quantize_q8_0(const float* src, void* dst, int64_t n);
+float dot_q8_0_q4_0(const void* w, const void* xq, int64_t n);
+float dot_q8_0_q5_0(const void* w, const void* xq, int64_t n);
+float dot_q8_0_q8_0(const void* w, const void* xq, int64_t n);
+void dot_q8_0_q4_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
+void dot_q8_0_q5_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
+void dot_q8_0_q8_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
+void dot_q8_0_q4_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
+void dot_q8_0_q5_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
+void dot_q8_0_q8_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
+}  // namespace avx512
+
 namespace neon {
 MOMENTKV_QUANT_FAST_DECLS
 // y[i] = fma(a, value(row, i), y[i]) for i < n.

@@ -178,6 +178,24 @@ Table avx_vnni_table() {
   return t;
 }
 
+// The AVX2 table with the AVX-512 VNNI integer dots (one activation layout for the three types,
+// as above, but its own: avx512/quants.cpp).
+Table avx512_vnni_table() {
+  Table t = avx2_table();
+  auto vnni = [&t](GgmlType type, DotAct dot, DotActN dot2, DotActN dot4) {
+    TypeKernels& k = t[type_index(type)];
+    k.quantize_act = avx512::quantize_q8_0;
+    k.act_row_bytes = avx512::act_row_bytes_q8_0;
+    k.dot_act = dot;
+    k.dot_act_2 = dot2;
+    k.dot_act_4 = dot4;
+  };
+  vnni(GgmlType::Q4_0, avx512::dot_q8_0_q4_0, avx512::dot_q8_0_q4_0_x2, avx512::dot_q8_0_q4_0_x4);
+  vnni(GgmlType::Q5_0, avx512::dot_q8_0_q5_0, avx512::dot_q8_0_q5_0_x2, avx512::dot_q8_0_q5_0_x4);
+  vnni(GgmlType::Q8_0, avx512::dot_q8_0_q8_0, avx512::dot_q8_0_q8_0_x2, avx512::dot_q8_0_q8_0_x4);
+  return t;
+}
+
 bool cpu_has_avx2() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
@@ -190,6 +208,16 @@ bool cpu_has_avx_vnni() {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   if (__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) == 0) return false;
   return cpu_has_avx2() && (eax & (1u << 4)) != 0;
+}
+
+// AVX-512 F, BW and VL (with the OS's ZMM state, which __builtin_cpu_supports checks) and VNNI
+// (CPUID leaf 7 sub-leaf 0, ECX bit 11).
+bool cpu_has_avx512_vnni() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512dq") && (ecx & (1u << 11)) != 0;
 }
 #endif
 
@@ -239,6 +267,7 @@ Isa detect_isa() {
 #if MOMENTKV_HAVE_AVX2
     if (name == "avx2") return Isa::kAvx2;
     if (name == "avx-vnni") return Isa::kAvxVnni;
+    if (name == "avx512-vnni") return Isa::kAvx512Vnni;
 #endif
 #if MOMENTKV_HAVE_NEON
     if (name == "neon") return Isa::kNeon;
@@ -246,6 +275,7 @@ Isa detect_isa() {
     throw Error("MOMENTKV_ISA=" + name + " is not an instruction set of this build");
   }
 #if MOMENTKV_HAVE_AVX2
+  if (cpu_has_avx512_vnni()) return Isa::kAvx512Vnni;
   if (cpu_has_avx_vnni()) return Isa::kAvxVnni;
   if (cpu_has_avx2()) return Isa::kAvx2;
 #endif
@@ -265,6 +295,8 @@ const char* isa_name(Isa isa) {
       return "avx2";
     case Isa::kAvxVnni:
       return "avx-vnni";
+    case Isa::kAvx512Vnni:
+      return "avx512-vnni";
     case Isa::kNeon:
       return "neon";
   }
@@ -281,6 +313,7 @@ std::vector<Isa> supported_isas() {
 #if MOMENTKV_HAVE_AVX2
   if (cpu_has_avx2()) isas.push_back(Isa::kAvx2);
   if (cpu_has_avx_vnni()) isas.push_back(Isa::kAvxVnni);
+  if (cpu_has_avx512_vnni()) isas.push_back(Isa::kAvx512Vnni);
 #endif
 #if MOMENTKV_HAVE_NEON
   isas.push_back(Isa::kNeon);
@@ -289,7 +322,7 @@ std::vector<Isa> supported_isas() {
 }
 
 bool has_avx2(Isa isa) {
-  return isa == Isa::kAvx2 || isa == Isa::kAvxVnni;
+  return isa == Isa::kAvx2 || isa == Isa::kAvxVnni || isa == Isa::kAvx512Vnni;
 }
 
 uint64_t act_row_bytes(const TypeKernels& k, int64_t n) {
@@ -320,6 +353,14 @@ const TypeKernels& type_kernels(GgmlType t, Isa isa) {
     case Isa::kAvxVnni: {
 #if MOMENTKV_HAVE_AVX2
       static const Table table = avx_vnni_table();
+      return table[index];
+#else
+      break;
+#endif
+    }
+    case Isa::kAvx512Vnni: {
+#if MOMENTKV_HAVE_AVX2
+      static const Table table = avx512_vnni_table();
       return table[index];
 #else
       break;

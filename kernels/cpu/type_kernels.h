@@ -9,11 +9,12 @@
 
 namespace momentkv::kernels {
 
-// kAvxVnni: the AVX2 kernels, with AVX-VNNI (vpdpbusd) integer dots for Q4_0, Q5_0 and Q8_0.
-enum class Isa { kScalar, kAvx2, kAvxVnni, kNeon };
+// kAvxVnni: the AVX2 kernels, with AVX-VNNI (vpdpbusd) integer dots for Q4_0, Q5_0 and Q8_0;
+// kAvx512Vnni: the AVX2 kernels, with 512-bit AVX-512 VNNI dots for those three.
+enum class Isa { kScalar, kAvx2, kAvxVnni, kAvx512Vnni, kNeon };
 const char* isa_name(Isa isa);
 // The best instruction set this CPU supports among those compiled in (MOMENTKV_ISA=name forces
-// one: scalar, avx2, avx-vnni, neon).
+// one: scalar, avx2, avx-vnni, avx512-vnni, neon).
 Isa best_isa();
 // Every instruction set compiled in that this CPU runs, scalar first (what tests compare).
 std::vector<Isa> supported_isas();

@@ -247,8 +247,10 @@ TEST(QuantizeReference, Q8_0RoundsHalfAwayFromZeroEverywhere) {
   EXPECT_EQ(ref[0].qs[1], -2);  // -1.5 -> -2
   EXPECT_EQ(ref[0].qs[2], 3);   // 2.5 -> 3
   for (Isa isa : fast_isas()) {
-    std::vector<BlockQ8_0> got(2);
-    type_kernels(GgmlType::Q8_0, isa).quantize_act(x.data(), got.data(), 64);
+    // The blocks, then whatever per-row data the instruction set's layout appends.
+    const TypeKernels& k = type_kernels(GgmlType::Q8_0, isa);
+    std::vector<uint8_t> got(act_row_bytes(k, 64));
+    k.quantize_act(x.data(), got.data(), 64);
     EXPECT_EQ(std::memcmp(got.data(), ref.data(), sizeof(BlockQ8_0) * 2), 0) << isa_name(isa);
   }
 }
