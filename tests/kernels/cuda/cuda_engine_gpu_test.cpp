@@ -2,7 +2,7 @@
 // test models: the first 64 greedy tokens equal the CPU engine's (f32 activations, f16 KV cache)
 // for every weight type, with `full` and with `moment` evicting every step (the same tokens
 // resident at the end); a prompt's logits within the f16 GEMM's tolerance. The option refusals
-// run everywhere; the rest is skipped at run time without a device.
+// and the weight-type coverage run everywhere; the rest is skipped at run time without a device.
 #include "kernels/cuda/cuda_engine.h"
 
 #include <gtest/gtest.h>
@@ -57,6 +57,13 @@ std::vector<int32_t> greedy(Sequence& s, const std::vector<int32_t>& prompt, int
     out.push_back(s.eval_greedy(std::span<const int32_t>(&out.back(), 1), Region::kDecode));
   }
   return out;
+}
+
+TEST(CudaEngine, RunsEveryTestModelsWeights) {
+  for (const char* rel : kModels) {
+    auto model = Model::load(test::model_path(rel));
+    EXPECT_EQ(CudaEngine::unsupported(*model, options("full")).value_or("runs"), "runs") << rel;
+  }
 }
 
 TEST(CudaEngine, RefusesWhatOnlyTheCpuEngineRuns) {
