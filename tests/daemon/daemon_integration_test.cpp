@@ -427,5 +427,22 @@ TEST(Daemon, BadConfigOrModelExits78) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
+// backend = "cuda": the daemon serves on the CPU so far, and says so (or that the build has no
+// CUDA) instead of starting on another backend than the one asked for.
+TEST(Daemon, CudaBackendIsAClearErrorAtStartUp) {
+  const std::string cfg = ::testing::TempDir() + "/mkvd-cuda.toml";
+  {
+    std::ofstream f(cfg);
+    f << "[model]\npath = \"" << model() << "\"\nbackend = \"cuda\"\n[server]\nsocket = "
+      << "\"/tmp/mkvd-cuda-never.sock\"\n[telemetry]\nenabled = false\n";
+  }
+  const auto r = test::run_process({test::momentkvd_binary(), "--config", cfg});
+  EXPECT_EQ(r.exit_code, 78) << r.err;
+  EXPECT_NE(r.err.find("backend = \"cuda\""), std::string::npos) << r.err;
+  EXPECT_TRUE(r.err.find("serves on the cpu backend") != std::string::npos ||
+              r.err.find("built without CUDA") != std::string::npos)
+      << r.err;
+}
+
 }  // namespace
 }  // namespace momentkv
