@@ -155,8 +155,9 @@ int bench_cuda(const Model& model, const std::string& path, EngineOptions eo, in
   const WeightTraffic traffic = weight_traffic(model);
   std::printf("model: %s (%s, %d layers, %.2f MiB of weights)\n", path.c_str(), c.arch.c_str(),
               c.n_layer, mib(model.weight_bytes()));
-  std::printf("device: %s\n", cuda_device_description().c_str());
-  const double bw = cuda_copy_bandwidth_gb_per_s();
+  auto device = CudaDevice::open(model, eo.n_batch);
+  std::printf("device: %s\n", device->description().c_str());
+  const double bw = device->copy_bandwidth_gb_per_s();
   std::printf("device copy bandwidth: %.1f GB/s (device to device, read + write)\n", bw);
   const std::vector<int32_t> prompt = bench_tokens(std::max<int64_t>(n_prompt, 1), c.n_vocab, 1);
   const std::vector<int32_t> gen = bench_tokens(std::max<int64_t>(n_gen, 1), c.n_vocab, 2);
@@ -164,15 +165,17 @@ int bench_cuda(const Model& model, const std::string& path, EngineOptions eo, in
   eo.n_ctx = static_cast<int32_t>(n_prompt + 2 * budget + 1);
   eo.kv = EngineOptions::plain_kv();
   eo.kv.type = KvType::kF16;
-  auto full = make_cuda_engine(model, eo);
+  auto full = device->make_sequence(eo);
   EngineOptions mo = eo;
   mo.kv.policy = "moment";
   mo.kv.decode_budget = static_cast<int32_t>(budget);
   mo.max_prompt = static_cast<int32_t>(std::max<int64_t>(n_prompt, 1));
-  auto moment = make_cuda_engine(model, mo);
-  std::printf("device arena: %.1f MiB (full), %.1f MiB (moment, budget %lld)\n",
-              mib(cuda_engine_bytes(model, eo)), mib(cuda_engine_bytes(model, mo)),
-              static_cast<long long>(budget));
+  auto moment = device->make_sequence(mo);
+  std::printf(
+      "device arenas: %.1f MiB model (weights, GEMM, activations), sequences %.1f MiB (full), "
+      "%.1f MiB (moment, budget %lld)\n",
+      mib(CudaDevice::model_bytes(model, eo.n_batch)), mib(CudaDevice::sequence_bytes(model, eo)),
+      mib(CudaDevice::sequence_bytes(model, mo)), static_cast<long long>(budget));
 
   Figure pp{"pp" + std::to_string(n_prompt), n_prompt, 1, traffic.per_pass(n_prompt), {}};
   Figure tg{"tg" + std::to_string(n_gen), n_gen, n_gen, traffic.per_pass(1), {}};

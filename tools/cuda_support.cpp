@@ -6,6 +6,7 @@
 
 #if MOMENTKV_HAVE_CUDA
 #include "kernels/cuda/cuda_engine.h"
+#include "kernels/cuda/cuda_model.h"
 #include "kernels/cuda/device.h"
 #endif
 
@@ -13,31 +14,49 @@ namespace momentkv::tools {
 
 #if MOMENTKV_HAVE_CUDA
 
+namespace {
+
+class Device final : public CudaDevice {
+ public:
+  Device(const Model& model, int32_t n_batch) : model_(model, n_batch) {}
+
+  std::unique_ptr<Sequence> make_sequence(const EngineOptions& options) override {
+    return std::make_unique<kernels::cuda::CudaEngine>(model_, options);
+  }
+
+  std::string description() const override {
+    const kernels::cuda::DeviceInfo& d = model_.info();
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "%s, sm_%d%d, %d SMs, %.1f GiB%s", d.name.c_str(), d.sm_major,
+                  d.sm_minor, d.n_sm, static_cast<double>(d.total_bytes) / (1 << 30),
+                  d.integrated ? ", integrated (shares the system's DRAM)" : "");
+    return buf;
+  }
+
+  double copy_bandwidth_gb_per_s() override {
+    return kernels::cuda::measure_copy_bandwidth(uint64_t{256} << 20) / 1e9;
+  }
+
+ private:
+  kernels::cuda::CudaModel model_;
+};
+
+}  // namespace
+
 bool cuda_built() {
   return true;
 }
 
-std::unique_ptr<Sequence> make_cuda_engine(const Model& model, const EngineOptions& options) {
-  return std::make_unique<kernels::cuda::CudaEngine>(model, options);
+std::unique_ptr<CudaDevice> CudaDevice::open(const Model& model, int32_t n_batch) {
+  return std::make_unique<Device>(model, n_batch);
 }
 
-std::string cuda_device_description() {
-  check(kernels::cuda::device_count() > 0,
-        "no CUDA device: the CUDA backend needs an NVIDIA GPU and its driver");
-  const kernels::cuda::DeviceInfo d = kernels::cuda::device_info(0);
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "%s, sm_%d%d, %d SMs, %.1f GiB%s", d.name.c_str(), d.sm_major,
-                d.sm_minor, d.n_sm, static_cast<double>(d.total_bytes) / (1 << 30),
-                d.integrated ? ", integrated (shares the system's DRAM)" : "");
-  return buf;
+uint64_t CudaDevice::model_bytes(const Model& model, int32_t n_batch) {
+  return kernels::cuda::CudaModel::device_bytes_needed(model, n_batch);
 }
 
-uint64_t cuda_engine_bytes(const Model& model, const EngineOptions& options) {
+uint64_t CudaDevice::sequence_bytes(const Model& model, const EngineOptions& options) {
   return kernels::cuda::CudaEngine::device_bytes_needed(model, options);
-}
-
-double cuda_copy_bandwidth_gb_per_s() {
-  return kernels::cuda::measure_copy_bandwidth(uint64_t{256} << 20) / 1e9;
 }
 
 #else
@@ -54,16 +73,13 @@ namespace {
 bool cuda_built() {
   return false;
 }
-std::unique_ptr<Sequence> make_cuda_engine(const Model&, const EngineOptions&) {
+std::unique_ptr<CudaDevice> CudaDevice::open(const Model&, int32_t) {
   no_cuda();
 }
-std::string cuda_device_description() {
+uint64_t CudaDevice::model_bytes(const Model&, int32_t) {
   no_cuda();
 }
-uint64_t cuda_engine_bytes(const Model&, const EngineOptions&) {
-  no_cuda();
-}
-double cuda_copy_bandwidth_gb_per_s() {
+uint64_t CudaDevice::sequence_bytes(const Model&, const EngineOptions&) {
   no_cuda();
 }
 

@@ -15,15 +15,25 @@ namespace momentkv::tools {
 // Whether this build has the CUDA engine (MOMENTKV_CUDA found nvcc).
 bool cuda_built();
 
-// The CUDA engine for `model` on device 0. Throws Error when the build has no CUDA, there is no
-// device, the options need the CPU engine, or the device lacks the memory.
-std::unique_ptr<Sequence> make_cuda_engine(const Model& model, const EngineOptions& options);
+// One model on GPU 0 (its weights, GEMM and activations), and the sequences made from it.
+class CudaDevice {
+ public:
+  // Copies `model` to GPU 0 for prompt passes of up to n_batch tokens. Throws Error when the
+  // build has no CUDA, there is no device, the model has weights the kernels cannot read, or the
+  // device lacks the memory.
+  static std::unique_ptr<CudaDevice> open(const Model& model, int32_t n_batch);
+  // Device bytes open() takes, and each sequence of `options` on top.
+  static uint64_t model_bytes(const Model& model, int32_t n_batch);
+  static uint64_t sequence_bytes(const Model& model, const EngineOptions& options);
 
-// "NAME, sm_XY, N SMs, G GiB[, integrated]" of device 0.
-std::string cuda_device_description();
-// Device bytes the CUDA engine takes for `model` and `options`.
-uint64_t cuda_engine_bytes(const Model& model, const EngineOptions& options);
-// Device-to-device copy bandwidth of device 0 in GB/s (1e9 bytes, read + write).
-double cuda_copy_bandwidth_gb_per_s();
+  virtual ~CudaDevice() = default;
+  // A sequence on this device (it must not outlive the CudaDevice). Throws Error for options
+  // that need the CPU engine, or when the device lacks the memory.
+  virtual std::unique_ptr<Sequence> make_sequence(const EngineOptions& options) = 0;
+  // "NAME, sm_XY, N SMs, G GiB[, integrated ...]".
+  virtual std::string description() const = 0;
+  // Device-to-device copy bandwidth in GB/s (1e9 bytes, read + write).
+  virtual double copy_bandwidth_gb_per_s() = 0;
+};
 
 }  // namespace momentkv::tools

@@ -65,8 +65,10 @@ int cmd_run(int argc, char** argv) {
   // The budget covers what this generation reserves: on the CPU weights' pages, KV and scratch;
   // with CUDA the device arena (weights, KV, activations), which on Jetson is the same DRAM.
   const MemoryPlan plan = plan_memory(*model, eo, backend.n_threads(), current_rss_bytes());
-  const uint64_t reserve = cuda ? cuda_engine_bytes(*model, eo) : plan.total();
-  const std::string what = cuda ? "this generation's device arena (" + format_bytes(reserve) + ")"
+  const uint64_t reserve =
+      cuda ? CudaDevice::model_bytes(*model, eo.n_batch) + CudaDevice::sequence_bytes(*model, eo)
+           : plan.total();
+  const std::string what = cuda ? "this generation's device arenas (" + format_bytes(reserve) + ")"
                                 : "this generation (" + plan.describe() + ")";
   if (ko.memory_budget()) {
     MemoryBudget budget(*ko.memory_budget());
@@ -75,15 +77,17 @@ int cmd_run(int argc, char** argv) {
       return 1;
     }
   }
+  std::unique_ptr<CudaDevice> device;
   std::unique_ptr<Sequence> sequence;
   if (cuda) {
-    sequence = make_cuda_engine(*model, eo);
+    device = CudaDevice::open(*model, eo.n_batch);
+    sequence = device->make_sequence(eo);
   } else {
     sequence = std::make_unique<Engine>(*model, backend, eo);
   }
   const double load_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_load).count();
-  const std::string where = cuda ? "CUDA on " + cuda_device_description()
+  const std::string where = cuda ? "CUDA on " + device->description()
                                  : std::to_string(backend.n_threads()) + " threads, " +
                                        kernels::isa_name(backend.isa()) + " kernels" +
                                        (mo.exact ? ", exact f32 activations" : "");

@@ -15,9 +15,7 @@
 #include "core/util/error.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/cuda_engine.h"
-#include "kernels/cuda/device_model.h"
 #include "kernels/cuda/elementwise.h"
-#include "kernels/cuda/gemm.h"
 #include "kernels/cuda/get_rows.h"
 #include "kernels/cuda/kv_update.h"
 #include "kernels/cuda/matvec.h"
@@ -60,14 +58,11 @@ Shape shape_of(const Model& model, const EngineOptions& o) {
   return s;
 }
 
-// Device buffers of one engine. for_each calls f(pointer, bytes) for each in a fixed order, to
-// size the arena and then to carve it.
+// The sequence's device buffers. for_each calls f(pointer, bytes) for each in a fixed order, to
+// size its arena and then to carve it.
 struct Buffers {
-  float *x = nullptr, *xn = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *attn = nullptr;
-  float *tmp = nullptr, *gate = nullptr, *up = nullptr, *logits = nullptr, *cs = nullptr;
   float *probs = nullptr, *lane_sums = nullptr, *scores = nullptr;
-  int32_t *tokens = nullptr, *pos = nullptr, *next = nullptr, *slot_pos = nullptr,
-          *slot_birth = nullptr;
+  int32_t *slot_pos = nullptr, *slot_birth = nullptr;
   uint16_t* kv = nullptr;  // [n_lanes][K rows, then V rows][capacity][head_dim]
   uint8_t* evictable = nullptr;
   unsigned* counter = nullptr;
@@ -75,24 +70,9 @@ struct Buffers {
 
   template <class F>
   void for_each(const Shape& s, F&& f) {
-    const int64_t nb = s.n_batch;
-    f(x, count_bytes<float>(nb, s.n_embd));
-    f(xn, count_bytes<float>(nb, s.n_embd));
-    f(q, count_bytes<float>(nb, s.n_embd_q));
-    f(k, count_bytes<float>(nb, s.n_embd_kv));
-    f(v, count_bytes<float>(nb, s.n_embd_kv));
-    f(attn, count_bytes<float>(nb, s.n_embd_q));
-    f(tmp, count_bytes<float>(nb, s.n_embd));
-    f(gate, count_bytes<float>(nb, s.n_ff));
-    f(up, count_bytes<float>(nb, s.n_ff));
-    f(logits, count_bytes<float>(nb, s.n_vocab));
-    f(cs, count_bytes<float>(nb, std::max(s.n_cs, 1)));
     f(probs, count_bytes<float>(s.n_head, s.capacity));
     f(lane_sums, count_bytes<float>(s.n_head_kv, s.capacity));
     f(scores, count_bytes<float>(s.n_lanes(), s.capacity));
-    f(tokens, count_bytes<int32_t>(nb));
-    f(pos, count_bytes<int32_t>(nb));
-    f(next, count_bytes<int32_t>(1));
     f(slot_pos, count_bytes<int32_t>(s.n_lanes(), s.capacity));
     f(slot_birth, count_bytes<int32_t>(s.n_lanes(), s.capacity));
     f(kv, count_bytes<uint16_t>(int64_t{2} * s.n_lanes() * s.capacity, s.head_dim));
@@ -109,26 +89,21 @@ uint64_t buffer_bytes(const Shape& s) {
   return total;
 }
 
-int64_t gemm_max_n_in(const Shape& s) {
-  return std::max({s.n_embd, s.n_embd_q, s.n_ff});
-}
-
 }  // namespace
 
 struct CudaEngine::State {
+  CudaModel& runtime;
   const Model& model;
   EngineOptions options;
   KvConfig kv;
   Shape shape;
   ops::Rope rope;
   int32_t n_ctx, max_prompt;
-  int device;
-  DeviceInfo info;
-  cudaStream_t stream = nullptr;
+  cudaStream_t stream;
   std::unique_ptr<DeviceArena> arena;
-  std::unique_ptr<DeviceModel> weights;
-  std::unique_ptr<Gemm> gemm;
-  Buffers d;
+  const DeviceModel* weights;
+  const ForwardBuffers& f;  // the shared activations
+  Buffers d;                // this sequence's cache and scratch
   bool moment;
   // What every lane shares.
   int32_t n_past = 0, n_used = 0, n_prefill = 0, prompt_seen = 0, resident_peak = 0;
@@ -138,20 +113,21 @@ struct CudaEngine::State {
   std::vector<int32_t> pos;
   std::vector<float> cs, logits;
 
-  State(const Model& m, const EngineOptions& o, int dev)
-      : model(m),
+  State(CudaModel& r, const EngineOptions& o)
+      : runtime(r),
+        model(r.model()),
         options(o),
         kv(resolved_kv(o)),
-        shape(shape_of(m, o)),
-        rope(m.config(), m.rope_freq_factors()),
-        n_ctx(resolved_n_ctx(m.config(), o)),
-        max_prompt(resolved_max_prompt(m.config(), o)),
-        device(dev),
+        shape(shape_of(r.model(), o)),
+        rope(r.model().config(), r.model().rope_freq_factors()),
+        n_ctx(resolved_n_ctx(r.model().config(), o)),
+        max_prompt(resolved_max_prompt(r.model().config(), o)),
+        stream(static_cast<cudaStream_t>(r.stream())),
+        weights(&r.weights()),
+        f(r.buffers()),
         moment(o.kv.policy == "moment") {
+    shape.n_batch = std::min(shape.n_batch, r.n_batch());
     options.n_batch = shape.n_batch;
-  }
-  ~State() {
-    if (stream) cudaStreamDestroy(stream);
   }
 
   void* st() const { return stream; }
@@ -179,7 +155,7 @@ struct CudaEngine::State {
     if (n == 1) {
       matvec(w.type, w.data, w.n_out, w.n_in, x, y, st());
     } else {
-      gemm->matmul(w.type, w.data, w.n_out, w.n_in, x, n, y, st());
+      runtime.gemm().matmul(w.type, w.data, w.n_out, w.n_in, x, n, y, st());
     }
   }
 
@@ -216,40 +192,40 @@ struct CudaEngine::State {
     }
     n_used += n;
     resident_peak = std::max(resident_peak, n_used);
-    check_cuda(cudaMemcpyAsync(d.tokens, tokens, sizeof(int32_t) * static_cast<size_t>(n),
+    check_cuda(cudaMemcpyAsync(f.tokens, tokens, sizeof(int32_t) * static_cast<size_t>(n),
                                cudaMemcpyHostToDevice, stream),
                "copying tokens");
-    check_cuda(cudaMemcpyAsync(d.pos, pos.data(), sizeof(int32_t) * pos.size(),
+    check_cuda(cudaMemcpyAsync(f.pos, pos.data(), sizeof(int32_t) * pos.size(),
                                cudaMemcpyHostToDevice, stream),
                "copying positions");
     check_cuda(
-        cudaMemcpyAsync(d.cs, cs.data(), sizeof(float) * cs.size(), cudaMemcpyHostToDevice, stream),
+        cudaMemcpyAsync(f.cs, cs.data(), sizeof(float) * cs.size(), cudaMemcpyHostToDevice, stream),
         "copying RoPE angles");
     const bool observe = decode && moment;
     if (observe && evictable_stale) mark_evictable();
     const bool evict = observe && n_used - n_prefill > kv.decode_budget;
 
     const DeviceWeight& embd = weights->token_embd();
-    get_rows(embd.type, embd.data, embd.n_out, embd.n_in, d.tokens, n, d.x, st());
+    get_rows(embd.type, embd.data, embd.n_out, embd.n_in, f.tokens, n, f.x, st());
     const int64_t rows_embd = static_cast<int64_t>(n) * s.n_embd;
     for (int32_t l = 0; l < s.n_layer; ++l) {
       const DeviceLayer& w = weights->layer(l);
-      rms_norm(d.x, w.attn_norm, n, s.n_embd, c.rms_eps, d.xn, st());
-      mm(w.wq, d.xn, n, d.q);
-      mm(w.wk, d.xn, n, d.k);
-      mm(w.wv, d.xn, n, d.v);
+      rms_norm(f.x, w.attn_norm, n, s.n_embd, c.rms_eps, f.xn, st());
+      mm(w.wq, f.xn, n, f.q);
+      mm(w.wk, f.xn, n, f.k);
+      mm(w.wv, f.xn, n, f.v);
       if (w.bq) {
         for (int32_t i = 0; i < n; ++i) {
-          add(d.q + static_cast<int64_t>(i) * s.n_embd_q, w.bq, s.n_embd_q, st());
-          add(d.k + static_cast<int64_t>(i) * s.n_embd_kv, w.bk, s.n_embd_kv, st());
-          add(d.v + static_cast<int64_t>(i) * s.n_embd_kv, w.bv, s.n_embd_kv, st());
+          add(f.q + static_cast<int64_t>(i) * s.n_embd_q, w.bq, s.n_embd_q, st());
+          add(f.k + static_cast<int64_t>(i) * s.n_embd_kv, w.bk, s.n_embd_kv, st());
+          add(f.v + static_cast<int64_t>(i) * s.n_embd_kv, w.bv, s.n_embd_kv, st());
         }
       }
       const bool neox = c.rope_mode == RopeMode::kNeox;
-      cuda::rope(d.q, d.cs, n, s.n_head, s.head_dim, c.n_rot, neox, st());
-      cuda::rope(d.k, d.cs, n, s.n_head_kv, s.head_dim, c.n_rot, neox, st());
+      cuda::rope(f.q, f.cs, n, s.n_head, s.head_dim, c.n_rot, neox, st());
+      cuda::rope(f.k, f.cs, n, s.n_head_kv, s.head_dim, c.n_rot, neox, st());
       const DeviceKvLayer layer = layer_kv(l);
-      kv_write(layer, d.k, d.v, n, first_slot, d.pos, birth, st());
+      kv_write(layer, f.k, f.v, n, first_slot, f.pos, birth, st());
 
       DecodeAttention a;
       a.n_head = s.n_head;
@@ -273,8 +249,8 @@ struct CudaEngine::State {
         a.per_lane = kv.granularity == Granularity::kKvHead;
       }
       for (int32_t i = 0; i < n; ++i) {  // each prompt token sees the slots up to its position
-        a.q = d.q + static_cast<int64_t>(i) * s.n_embd_q;
-        a.out = d.attn + static_cast<int64_t>(i) * s.n_embd_q;
+        a.q = f.q + static_cast<int64_t>(i) * s.n_embd_q;
+        a.out = f.attn + static_cast<int64_t>(i) * s.n_embd_q;
         a.q_pos = pos[static_cast<size_t>(i)];
         decode_attention(a, st());
       }
@@ -290,21 +266,21 @@ struct CudaEngine::State {
         e.evicted = d.evicted + l;
         moment_evict(layer, e, st());
       }
-      mm(w.wo, d.attn, n, d.tmp);
-      add(d.x, d.tmp, rows_embd, st());
-      rms_norm(d.x, w.ffn_norm, n, s.n_embd, c.rms_eps, d.xn, st());
-      mm(w.w_gate, d.xn, n, d.gate);
-      mm(w.w_up, d.xn, n, d.up);
-      silu_mul(d.gate, d.up, static_cast<int64_t>(n) * s.n_ff, st());
-      mm(w.w_down, d.gate, n, d.tmp);
-      add(d.x, d.tmp, rows_embd, st());
+      mm(w.wo, f.attn, n, f.tmp);
+      add(f.x, f.tmp, rows_embd, st());
+      rms_norm(f.x, w.ffn_norm, n, s.n_embd, c.rms_eps, f.xn, st());
+      mm(w.w_gate, f.xn, n, f.gate);
+      mm(w.w_up, f.xn, n, f.up);
+      silu_mul(f.gate, f.up, static_cast<int64_t>(n) * s.n_ff, st());
+      mm(w.w_down, f.gate, n, f.tmp);
+      add(f.x, f.tmp, rows_embd, st());
     }
     if (evict) --n_used;
     n_past += n;
     if (logit_rows == 0) return;
-    const float* last = d.x + static_cast<int64_t>(n - logit_rows) * s.n_embd;
-    rms_norm(last, weights->output_norm(), logit_rows, s.n_embd, c.rms_eps, d.xn, st());
-    mm(weights->output(), d.xn, logit_rows, d.logits);
+    const float* last = f.x + static_cast<int64_t>(n - logit_rows) * s.n_embd;
+    rms_norm(last, weights->output_norm(), logit_rows, s.n_embd, c.rms_eps, f.xn, st());
+    mm(weights->output(), f.xn, logit_rows, f.logits);
   }
 
   // Feeds tokens in passes of at most n_batch (one at a time for generated tokens under an
@@ -326,6 +302,8 @@ struct CudaEngine::State {
       check(t >= 0 && t < shape.n_vocab, "token id " + std::to_string(t) + " is out of range [0, " +
                                              std::to_string(shape.n_vocab) + ")");
     }
+    // The calling thread's current device (a daemon's worker is not the thread that made it).
+    check_cuda(cudaSetDevice(runtime.device_index()), "cudaSetDevice");
     const int32_t batch = region == Region::kDecode && moment ? 1 : shape.n_batch;
     for (int32_t done = 0; done < n;) {
       const int32_t chunk = std::min(batch, n - done);
@@ -365,47 +343,22 @@ std::optional<std::string> CudaEngine::unsupported(const Model& model,
   if (kv.scope != KvScope::kDecode) return "the CUDA engine evicts in decode scope only";
   if (kv.prefill_budget > 0) return "snapkv prompt compression runs on the CPU backend only";
   if (options.probe_attention) return "attention probes run on the CPU backend only";
-  const ModelConfig& c = model.config();
-  const int64_t group_bytes = int64_t{4} * (c.n_head / c.n_head_kv) * c.head_dim;
-  if (c.head_dim > 256 || group_bytes > 48 * 1024) {
-    return "the CUDA attention kernel takes heads of at most 256 and 48 KiB of query heads per KV "
-           "head (this model: " +
-           std::to_string(c.head_dim) + ", " + std::to_string(group_bytes) + " bytes)";
-  }
-  auto weight_ok = [](const WeightView& w) { return matvec_supports(w.type); };
-  bool ok = weight_ok(model.token_embd()) && weight_ok(model.output());
-  for (int32_t l = 0; l < c.n_layer && ok; ++l) {
-    const LayerWeights& w = model.layer(l);
-    ok = weight_ok(w.wq) && weight_ok(w.wk) && weight_ok(w.wv) && weight_ok(w.wo) &&
-         weight_ok(w.w_gate) && weight_ok(w.w_up) && weight_ok(w.w_down);
-  }
-  if (!ok) return "the model has weights of a type the CUDA kernels do not read";
-  return std::nullopt;
+  return CudaModel::unsupported(model);
 }
 
 uint64_t CudaEngine::device_bytes_needed(const Model& model, const EngineOptions& options) {
-  const Shape s = shape_of(model, options);
-  return DeviceModel::bytes_needed(model) + buffer_bytes(s) +
-         Gemm::bytes_needed(gemm_max_n_in(s), s.n_batch);
+  return buffer_bytes(shape_of(model, options));
 }
 
-CudaEngine::CudaEngine(const Model& model, EngineOptions options, int device)
-    : s_(std::make_unique<State>(model, options, device)) {
-  if (auto err = unsupported(model, options)) throw Error(*err);
-  const int n_devices = device_count();
-  check(n_devices > 0, "no CUDA device: the CUDA backend needs an NVIDIA GPU and its driver");
-  check(device >= 0 && device < n_devices, "no CUDA device " + std::to_string(device) + " (" +
-                                               std::to_string(n_devices) + " present)");
+CudaEngine::CudaEngine(CudaModel& model, EngineOptions options)
+    : s_(std::make_unique<State>(model, options)) {
+  if (auto err = unsupported(model.model(), options)) throw Error(*err);
   State& s = *s_;
-  check_cuda(cudaSetDevice(device), "cudaSetDevice");
-  s.info = device_info(device);
-  check_cuda(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "cudaStreamCreate");
-  s.arena = std::make_unique<DeviceArena>(device_bytes_needed(model, s.options));
-  s.weights = std::make_unique<DeviceModel>(model, *s.arena);
+  check_cuda(cudaSetDevice(model.device_index()), "cudaSetDevice");
+  s.arena = std::make_unique<DeviceArena>(buffer_bytes(s.shape));
   s.d.for_each(s.shape, [&](auto*& p, uint64_t bytes) {
     p = static_cast<std::remove_reference_t<decltype(p)>>(s.arena->allocate(bytes));
   });
-  s.gemm = std::make_unique<Gemm>(*s.arena, gemm_max_n_in(s.shape), s.shape.n_batch);
   check_cuda(cudaMemsetAsync(s.d.counter, 0, sizeof(unsigned), s.stream), "clearing a counter");
   reset();
 }
@@ -420,7 +373,7 @@ std::span<const float> CudaEngine::eval(std::span<const int32_t> tokens, bool al
   s.feed(tokens, all_logits, region, [&](int32_t done, int32_t chunk, int32_t rows) {
     float* dst = all_logits ? s.logits.data() + nv * static_cast<size_t>(done) : s.logits.data();
     (void)chunk;
-    check_cuda(cudaMemcpyAsync(dst, s.d.logits, sizeof(float) * nv * static_cast<size_t>(rows),
+    check_cuda(cudaMemcpyAsync(dst, s.f.logits, sizeof(float) * nv * static_cast<size_t>(rows),
                                cudaMemcpyDeviceToHost, s.stream),
                "copying logits");
   });
@@ -431,9 +384,9 @@ std::span<const float> CudaEngine::eval(std::span<const int32_t> tokens, bool al
 int32_t CudaEngine::eval_greedy(std::span<const int32_t> tokens, Region region) {
   State& s = *s_;
   s.feed(tokens, false, region,
-         [&](int32_t, int32_t, int32_t) { argmax(s.d.logits, s.shape.n_vocab, s.d.next, s.st()); });
+         [&](int32_t, int32_t, int32_t) { argmax(s.f.logits, s.shape.n_vocab, s.f.next, s.st()); });
   int32_t next = 0;
-  check_cuda(cudaMemcpyAsync(&next, s.d.next, sizeof next, cudaMemcpyDeviceToHost, s.stream),
+  check_cuda(cudaMemcpyAsync(&next, s.f.next, sizeof next, cudaMemcpyDeviceToHost, s.stream),
              "copying the next token");
   s.sync();
   return next;
@@ -511,7 +464,7 @@ uint64_t CudaEngine::device_bytes() const {
 }
 
 const DeviceInfo& CudaEngine::device() const {
-  return s_->info;
+  return s_->runtime.info();
 }
 
 }  // namespace momentkv::kernels::cuda

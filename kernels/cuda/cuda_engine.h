@@ -1,10 +1,11 @@
-// The CUDA engine: one sequence's forward pass with everything on the GPU (DESIGN.md §10). The
-// weights, the KV cache (f16, KvStorage's layout), its bookkeeping (position, birth step and
-// score per slot) and every activation live in one device arena sized up front; a decode step
-// runs every layer — mat-vecs, RoPE, the KV write, attention with the Moment-KV score update
-// fused in, and the eviction (selection and compaction) — without a host round trip, and ends
-// with the logits row copied back, or only the greedy token (argmax on the device). Prompt
-// chunks go through cuBLASLt (gemm.h). The CPU Engine is its oracle.
+// The CUDA engine: one sequence's state on the GPU, run by a CudaModel (cuda_model.h: the device,
+// the weights, the GEMM and the activations, shared by every sequence of that model). The
+// sequence's own arena holds its f16 KV cache (KvStorage's layout), the cache's bookkeeping
+// (position, birth step and score per slot) and attention scratch. A decode step runs every layer
+// — mat-vecs, RoPE, the KV write, attention with the Moment-KV score update fused in, and the
+// eviction (selection and compaction) — without a host round trip, and ends with the logits row
+// copied back, or only the greedy token (argmax on the device). Prompt chunks go through
+// cuBLASLt (gemm.h). The CPU Engine is its oracle (DESIGN.md §10).
 //
 // It runs the `full` and `moment` policies in decode scope with an f16 cache; the other
 // policies, unified scope, snapkv prompt compression and attention probes are the CPU engine's
@@ -21,6 +22,7 @@
 #include "core/engine/engine.h"
 #include "core/engine/sequence.h"
 #include "core/model/model.h"
+#include "kernels/cuda/cuda_model.h"
 #include "kernels/cuda/device.h"
 
 namespace momentkv::kernels::cuda {
@@ -29,13 +31,13 @@ class CudaEngine final : public Sequence {
  public:
   // Why `options` cannot run on the CUDA engine, or nothing when they can.
   static std::optional<std::string> unsupported(const Model& model, const EngineOptions& options);
-  // Device bytes the engine takes for `model` and `options`: weights, KV cache, bookkeeping,
-  // activations and the GEMM's buffers.
+  // Device bytes the sequence's own arena takes (KV cache, bookkeeping, attention scratch; the
+  // CudaModel's bytes are not included).
   static uint64_t device_bytes_needed(const Model& model, const EngineOptions& options);
 
-  // Copies the weights to device `device` and reserves everything. Throws Error when there is no
-  // such device, the options are unsupported, or the arena does not fit the device's memory.
-  CudaEngine(const Model& model, EngineOptions options, int device = 0);
+  // A sequence on `model` (which must outlive it); prompt passes take at most model.n_batch()
+  // tokens. Throws Error when the options are unsupported or the arena does not fit the device.
+  CudaEngine(CudaModel& model, EngineOptions options);
   ~CudaEngine() override;
   CudaEngine(const CudaEngine&) = delete;
   CudaEngine& operator=(const CudaEngine&) = delete;
@@ -58,6 +60,7 @@ class CudaEngine final : public Sequence {
   int32_t n_prefill() const;
   // The positions lane (layer, kv_head) holds, slot by slot (copied from the device).
   std::vector<int32_t> positions(int32_t layer, int32_t kv_head) const;
+  // Bytes of this sequence's own arena.
   uint64_t device_bytes() const;
   const DeviceInfo& device() const;
 

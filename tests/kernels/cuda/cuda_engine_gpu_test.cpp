@@ -84,11 +84,12 @@ TEST(CudaEngine, RefusesWhatOnlyTheCpuEngineRuns) {
   o = options("moment");
   o.kv.prefill_budget = 8;
   EXPECT_NE(CudaEngine::unsupported(*model, o).value_or("").find("snapkv"), std::string::npos);
-  EXPECT_GT(CudaEngine::device_bytes_needed(*model, options("full")), model->weight_bytes());
+  EXPECT_GT(CudaModel::device_bytes_needed(*model, 16), model->weight_bytes());
+  EXPECT_GT(CudaEngine::device_bytes_needed(*model, options("full")), 0u);
   if (device_count() == 0) {
     try {
-      CudaEngine engine(*model, options("full"));
-      FAIL() << "a CUDA engine started without a device";
+      CudaModel on_device(*model, 16);
+      FAIL() << "a CUDA model started without a device";
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("no CUDA device"), std::string::npos) << e.what();
     }
@@ -102,10 +103,11 @@ TEST(CudaEngine, GreedyTokensEqualTheCpuEngines) {
     auto model = Model::load(test::model_path(rel));
     auto tok = Tokenizer::create(model->file());
     const std::vector<int32_t> prompt = tok->encode("Once upon a time", true, true);
+    CudaModel on_device(*model, 16);
     for (const char* policy : {"full", "moment"}) {
       SCOPED_TRACE(std::string(rel) + ", " + policy);
       Engine cpu(*model, backend, options(policy));
-      CudaEngine gpu(*model, options(policy));
+      CudaEngine gpu(on_device, options(policy));
       const auto want = greedy(cpu, prompt, kTokens);
       const auto got = greedy(gpu, prompt, kTokens);
       EXPECT_EQ(got, want) << "CPU: " << tok->decode(want) << "\nGPU: " << tok->decode(got);
@@ -135,7 +137,8 @@ TEST(CudaEngine, PromptLogitsMatchTheCpuEngine) {
   const std::vector<int32_t> prompt =
       tok->encode("Lily and her mom went to the park to play with a big red ball", true, true);
   Engine cpu(*model, backend, options("full"));
-  CudaEngine gpu(*model, options("full"));
+  CudaModel on_device(*model, 16);
+  CudaEngine gpu(on_device, options("full"));
   // Every row: chunks of 16 through cuBLASLt, and one row through the mat-vec path.
   const auto a = cpu.eval(prompt, true);
   const std::vector<float> want(a.begin(), a.end());
