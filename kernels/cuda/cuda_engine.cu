@@ -160,8 +160,10 @@ struct CudaEngine::State {
   }
 
   void mark_evictable() {
-    // Decode scope: the generated slots (n_prefill and up) may be evicted, the prompt's not.
-    const auto cap = static_cast<size_t>(shape.capacity), np = static_cast<size_t>(n_prefill);
+    // Decode scope: the generated slots (n_prefill and up) may be evicted, the prompt's not;
+    // unified scope: every slot.
+    const auto cap = static_cast<size_t>(shape.capacity);
+    const size_t np = kv.scope == KvScope::kDecode ? static_cast<size_t>(n_prefill) : 0;
     for (int32_t g = 0; g < shape.n_head_kv; ++g) {
       uint8_t* row = d.evictable + static_cast<size_t>(g) * cap;
       check_cuda(cudaMemsetAsync(row, 0, np, stream), "clearing eviction flags");
@@ -257,7 +259,7 @@ struct CudaEngine::State {
       if (evict) {
         MomentEviction e;
         e.n_used = n_used;
-        e.n_prefill = n_prefill;
+        e.first = kv.scope == KvScope::kDecode ? n_prefill : 0;
         e.step = step;
         e.alpha = kv.alpha;
         e.grace = kv.grace;
@@ -340,7 +342,6 @@ std::optional<std::string> CudaEngine::unsupported(const Model& model,
     return std::string("the CUDA engine keeps its KV cache in f16 (asked: ") +
            kv_type_name(kv.type) + ")";
   }
-  if (kv.scope != KvScope::kDecode) return "the CUDA engine evicts in decode scope only";
   if (kv.prefill_budget > 0) return "snapkv prompt compression runs on the CPU backend only";
   if (options.probe_attention) return "attention probes run on the CPU backend only";
   return CudaModel::unsupported(model);

@@ -7,8 +7,8 @@
 // copied back, or only the greedy token (argmax on the device). Prompt chunks go through
 // cuBLASLt (gemm.h). The CPU Engine is its oracle (DESIGN.md §10).
 //
-// It runs the `full` and `moment` policies in decode scope with an f16 cache; the other
-// policies, unified scope, snapkv prompt compression and attention probes are the CPU engine's
+// It runs the `full` and `moment` policies (either scope, every moment option) with an f16 cache;
+// the other policies, snapkv prompt compression and attention probes are the CPU engine's
 // (unsupported() says which option is the obstacle).
 #pragma once
 
@@ -55,7 +55,8 @@ class CudaEngine final : public Sequence {
   // The greedy next token, chosen on the device (only its id crosses to the host).
   int32_t eval_greedy(std::span<const int32_t> tokens, Region region = Region::kPrefill) override;
 
-  // Slots in use per lane, and of them the prompt's (tests compare with the CPU cache).
+  // Slots in use per lane, and prompt tokens fed since reset() (the prompt's slots in decode
+  // scope; unified scope may have evicted some of them). Tests compare with the CPU cache.
   int32_t n_used() const;
   int32_t n_prefill() const;
   // The positions lane (layer, kv_head) holds, slot by slot (copied from the device).

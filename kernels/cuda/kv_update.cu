@@ -62,7 +62,7 @@ __global__ void moment_evict_kernel(DeviceKvLayer l, MomentEviction e) {
   const int lane = e.per_lane ? static_cast<int>(blockIdx.x) : 0;  // whose scores decide
   const int64_t base = static_cast<int64_t>(lane) * l.capacity;
   Candidate b{0.0f, 0, -1}, f{0.0f, 0, -1};
-  for (int32_t s = e.n_prefill + static_cast<int32_t>(threadIdx.x); s < e.n_used; s += kThreads) {
+  for (int32_t s = e.first + static_cast<int32_t>(threadIdx.x); s < e.n_used; s += kThreads) {
     const int64_t born = l.birth[base + s] > 0 ? l.birth[base + s] : 0;
     const int64_t age = e.step - born + 1;
     const Candidate c{effective_score(l.scores[base + s], age, e), l.pos[base + s], s};
@@ -121,11 +121,9 @@ void kv_write(const DeviceKvLayer& layer, const float* k, const float* v, int32_
 }
 
 void moment_evict(const DeviceKvLayer& layer, const MomentEviction& e, void* stream) {
-  check(e.n_prefill >= 0 && e.n_prefill < e.n_used && e.n_used <= layer.capacity &&
-            layer.n_head_kv > 0,
-        "CUDA moment_evict: " + std::to_string(e.n_used) + " slots in use, " +
-            std::to_string(e.n_prefill) + " of them the prompt's, capacity " +
-            std::to_string(layer.capacity));
+  check(e.first >= 0 && e.first < e.n_used && e.n_used <= layer.capacity && layer.n_head_kv > 0,
+        "CUDA moment_evict: " + std::to_string(e.n_used) + " slots in use, evictable from " +
+            std::to_string(e.first) + ", capacity " + std::to_string(layer.capacity));
   const unsigned blocks = e.per_lane ? static_cast<unsigned>(layer.n_head_kv) : 1u;
   moment_evict_kernel<<<blocks, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(layer, e);
   check_cuda(cudaGetLastError(), "CUDA moment_evict launch");

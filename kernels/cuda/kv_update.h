@@ -2,7 +2,7 @@
 // eviction (the selection and the swap-with-last compaction, both on the device, so that no
 // host round trip happens per layer). The bookkeeping mirrors KvCells: every lane keeps the
 // position, birth step and score of each slot; occupied slots are 0..n_used-1, the prompt's
-// first (slots < n_prefill are never evicted in decode scope).
+// first (in decode scope they stay there: only generated slots are evicted).
 #pragma once
 
 #include <cstdint>
@@ -28,16 +28,17 @@ struct DeviceKvLayer {
 void kv_write(const DeviceKvLayer& layer, const float* k, const float* v, int32_t n_tokens,
               int32_t first_slot, const int32_t* pos, int32_t birth, void* stream = nullptr);
 
-// One decode step's Moment-KV eviction for a layer whose lanes hold n_used slots, n_prefill of
-// them the prompt's, when n_used - n_prefill exceeds the budget by one (MomentPolicy::plan with
-// an overflow of one): the generated slot with the smallest score (bias-corrected when
-// `normalize`; tie: the smaller position) is freed by moving the last slot into it. With `grace`,
-// slots resident for at most grace steps are taken only when no other is left. per_lane
-// (granularity kv_head): each lane chooses by its own scores; else lane 0's choice is applied to
-// every lane (the lanes of a layer hold the same tokens). `evicted` (device) gets the number of
-// slots freed, summed over the lanes.
+// One decode step's Moment-KV eviction for a layer whose lanes hold n_used slots, when the layer
+// is one slot over its limit (MomentPolicy::plan with an overflow of one): among the slots
+// first..n_used-1 (decode scope: the generated ones, first = the prompt's slot count; unified
+// scope: all, first = 0) the one with the smallest score (bias-corrected when `normalize`; tie:
+// the smaller position) is freed by moving the last slot into it. With `grace`, slots resident
+// for at most grace steps are taken only when no other is left. per_lane (granularity kv_head):
+// each lane chooses by its own scores; else lane 0's choice is applied to every lane (the lanes
+// of a layer hold the same tokens). `evicted` (device) gets the number of slots freed, summed
+// over the lanes.
 struct MomentEviction {
-  int32_t n_used = 0, n_prefill = 0;
+  int32_t n_used = 0, first = 0;
   int64_t step = 0;  // the decode step, as KvCache counts it (this step included)
   float alpha = 0.9f;
   int32_t grace = 0;
