@@ -199,12 +199,13 @@ void quantize_q8_0(const float* src, void* dst, int64_t n) {
     const __m256i sums4 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, x);
     int32_t four[8];
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(four), sums4);
-    auto* corr = reinterpret_cast<int32_t*>(t + 128);
-    auto* scale = reinterpret_cast<float*>(t + 192);
+    // The trailer follows 34-byte blocks, so it is not 4-byte aligned: values go in by memcpy.
     const float d = half_to_float(blocks[b].d);
     for (int p = 0; p < 4; ++p) {
-      corr[quad_lane(j, p)] = -8 * (four[2 * p] + four[2 * p + 1]);
-      scale[quad_lane(j, p)] = d;
+      const int32_t corr = -8 * (four[2 * p] + four[2 * p + 1]);
+      const auto lane = static_cast<size_t>(quad_lane(j, p));
+      std::memcpy(t + 128 + 4 * lane, &corr, sizeof corr);
+      std::memcpy(t + 192 + 4 * lane, &d, sizeof d);
     }
   }
 }
