@@ -37,7 +37,7 @@ struct DaemonConfig {
   int32_t context = 0;          // positions allowed; 0: the model's trained context
   int32_t batch = 64;           // prompt tokens per forward pass
   bool exact = false;           // f32 activations inside quantized matmuls
-  std::string backend = "cpu";  // cpu | cuda (momentkv run/bench; the daemon serves on cpu)
+  std::string backend = "cpu";  // cpu | cuda (the CUDA engine; needs a restart to change)
   // [memory]
   uint64_t memory_budget = 0;  // budget = "512MiB": weights + KV + scratch; 0: no limit
   // [server]

@@ -29,6 +29,10 @@
 #include "daemon/telemetry/telemetry.h"
 #include "ipc/http_server.h"
 #include "kernels/cpu/cpu_backend.h"
+#if MOMENTKV_HAVE_CUDA
+#include "kernels/cuda/cuda_engine.h"
+#include "kernels/cuda/cuda_model.h"
+#endif
 
 namespace {
 
@@ -186,6 +190,33 @@ int activated_socket() {
   return 3;  // SD_LISTEN_FDS_START
 }
 
+#if MOMENTKV_HAVE_CUDA
+// backend = "cuda": every generation is a CudaEngine on the one CudaModel made at start-up.
+class CudaSequences final : public SequenceMaker {
+ public:
+  explicit CudaSequences(kernels::cuda::CudaModel& model) : model_(model) {}
+  std::optional<std::string> unsupported(const Model& model,
+                                         const EngineOptions& options) const override {
+    if (&model != &model_.model()) {
+      return "backend = \"cuda\" serves the model loaded at start-up; restart to serve another";
+    }
+    if (auto why = kernels::cuda::CudaEngine::unsupported(model, options)) {
+      return "backend = \"cuda\": " + *why;
+    }
+    return std::nullopt;
+  }
+  uint64_t bytes(const Model& model, const EngineOptions& options) const override {
+    return kernels::cuda::CudaEngine::device_bytes_needed(model, options);
+  }
+  std::unique_ptr<Sequence> make(const Model&, const EngineOptions& options) override {
+    return std::make_unique<kernels::cuda::CudaEngine>(model_, options);
+  }
+
+ private:
+  kernels::cuda::CudaModel& model_;
+};
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -238,15 +269,13 @@ int main(int argc, char** argv) {
     }
   }
 
+#if !MOMENTKV_HAVE_CUDA
   if (cfg.backend == "cuda") {
-    return fail(std::string("backend = \"cuda\": ") +
-                (MOMENTKV_HAVE_CUDA
-                     ? "the daemon serves on the cpu backend so far; the CUDA engine "
-                       "runs in `momentkv run --backend cuda` and `momentkv bench "
-                       "--backend cuda`"
-                     : "this momentkvd was built without CUDA (MOMENTKV_CUDA=OFF, or "
-                       "no nvcc when it was configured)"));
+    return fail(
+        "backend = \"cuda\": this momentkvd was built without CUDA (MOMENTKV_CUDA=OFF, or no "
+        "nvcc when it was configured)");
   }
+#endif
   sd_notify("STATUS=loading " + cfg.model_path);
   Scheduler::Served served;
   try {
@@ -264,6 +293,30 @@ int main(int argc, char** argv) {
   if (auto err = budget.try_reserve(base, "the model's weights and the process")) {
     return fail("memory budget too small: " + *err);
   }
+
+#if MOMENTKV_HAVE_CUDA
+  // backend = "cuda": the weights, GEMM buffers and activations on the GPU, counted against the
+  // budget (on Jetson the GPU's memory is the system's DRAM); each generation then reserves its
+  // KV cache's device bytes.
+  std::unique_ptr<kernels::cuda::CudaModel> cuda_model;
+  std::unique_ptr<CudaSequences> cuda_sequences;
+  if (cfg.backend == "cuda") {
+    const uint64_t bytes = kernels::cuda::CudaModel::device_bytes_needed(*model, cfg.batch);
+    if (auto err = budget.try_reserve(bytes, "the model on the GPU")) {
+      return fail("memory budget too small: " + *err);
+    }
+    try {
+      cuda_model = std::make_unique<kernels::cuda::CudaModel>(*model, cfg.batch);
+    } catch (const std::exception& e) {
+      return fail(std::string("backend = \"cuda\": ") + e.what());
+    }
+    cuda_sequences = std::make_unique<CudaSequences>(*cuda_model);
+    const kernels::cuda::DeviceInfo& d = cuda_model->info();
+    info("backend cuda: " + d.name + " (sm_" + std::to_string(d.sm_major) +
+         std::to_string(d.sm_minor) + (d.integrated ? ", integrated" : "") + "), " +
+         format_bytes(bytes) + " on the device for the model");
+  }
+#endif
 
   // Telemetry opens before READY (SD-3): a corrupt file is quarantined now, a missing or read-only
   // directory turns it off; serving goes on either way.
@@ -298,6 +351,9 @@ int main(int argc, char** argv) {
   so.telemetry = &recorder;
   so.layer_stats_rate = cfg.telemetry.layer_stats_rate;
   so.probe = probe_options(cfg.telemetry);
+#if MOMENTKV_HAVE_CUDA
+  so.sequences = cuda_sequences.get();
+#endif
   if (const char* stall = std::getenv("MOMENTKV_DEBUG_STALL_MS")) {
     // A test hook, read only here: no request or signal can stall a running daemon.
     char* end = nullptr;
@@ -438,6 +494,13 @@ int main(int argc, char** argv) {
               format_bytes(budget.used()) + " reserved now)";
           info("reload: " + change);
           recorder.submit(telemetry::EventRecord{telemetry::unix_ms(), "reload", change});
+        }
+        if (next.backend != cfg.backend) {
+          throw ConfigError("model.backend \"" + cfg.backend + "\" -> \"" + next.backend +
+                            "\" needs a restart");
+        }
+        if (next.model_path != cfg.model_path && cfg.backend == "cuda") {
+          throw ConfigError("switching models needs a restart with backend = \"cuda\"");
         }
         if (next.model_path != cfg.model_path) {
           // Load the new model beside the old one (the socket stays open, requests keep

@@ -22,7 +22,8 @@ struct Scheduler::Job {
   uint64_t reserve_bytes = 0;
   std::shared_ptr<ipc::ResponseWriter> writer;
   Clock::time_point submitted, started;
-  std::unique_ptr<Engine> engine;
+  std::unique_ptr<Sequence> sequence;
+  Engine* engine = nullptr;  // the sequence when it runs on the CPU engine (batching, layer stats)
   std::unique_ptr<GenerationSession> session;
   double ttft_ms = -1;
   Clock::time_point last_token;
@@ -74,8 +75,15 @@ std::optional<ApiError> Scheduler::size_job(Job& job) {
                     "the prompt has " + std::to_string(n_prompt) + " tokens; the context is " +
                         std::to_string(n_ctx)};
   }
-  const MemoryPlan plan = plan_memory(*job.served.model, eo, options_.n_threads, 0);
-  job.reserve_bytes = plan.kv + plan.scratch;
+  if (options_.sequences) {
+    if (auto why = options_.sequences->unsupported(*job.served.model, eo)) {
+      return ApiError{400, "invalid_request", *why};
+    }
+    job.reserve_bytes = options_.sequences->bytes(*job.served.model, eo);
+  } else {
+    const MemoryPlan plan = plan_memory(*job.served.model, eo, options_.n_threads, 0);
+    job.reserve_bytes = plan.kv + plan.scratch;
+  }
   job.engine_options = eo;
   if (job.reserve_bytes > job_capacity_) {
     return ApiError{400, "budget_exceeded",
@@ -220,14 +228,14 @@ void Scheduler::record(Job& job, const ApiError* error) {
     rec.finish_reason = "error";
     rec.error = error->code + ": " + error->message;
   }
-  if (job.engine) {
-    const CompressionSummary c = CompressionSummary::from(job.engine->kv());
+  if (job.sequence) {
+    const CompressionSummary c = job.sequence->compression();
     rec.evicted = c.evicted;
     rec.prompt_evicted = c.prompt_evicted;
     rec.peak_kv_bytes = static_cast<int64_t>(c.kv_bytes_peak);
     rec.reserved_kv_bytes = static_cast<int64_t>(c.kv_bytes_reserved);
     rec.context_altered = c.context_altered;
-    if (options_.layer_stats_rate > 0 &&
+    if (job.engine && options_.layer_stats_rate > 0 &&
         std::uniform_real_distribution<double>(0, 1)(rng_) < options_.layer_stats_rate) {
       rec.layers = telemetry::layer_records(job.engine->kv());
     }
@@ -306,9 +314,15 @@ bool Scheduler::advance(Job& job) {
         std::this_thread::sleep_for(stall);
       }
       job.started = Clock::now();
-      job.engine = std::make_unique<Engine>(*job.served.model, backend_, job.engine_options);
+      if (options_.sequences) {
+        job.sequence = options_.sequences->make(*job.served.model, job.engine_options);
+      } else {
+        auto engine = std::make_unique<Engine>(*job.served.model, backend_, job.engine_options);
+        job.engine = engine.get();
+        job.sequence = std::move(engine);
+      }
       job.session =
-          std::make_unique<GenerationSession>(*job.engine, *job.served.tokenizer, job.generation);
+          std::make_unique<GenerationSession>(*job.sequence, *job.served.tokenizer, job.generation);
       if (job.request.stream) {
         job.streaming = job.writer->begin_stream(200, "text/event-stream");
         if (!job.streaming) return advance(job);  // client gone
@@ -351,7 +365,7 @@ void Scheduler::reserve_decoder(const Model& model) {
   decoder_.reset();
   decoder_bytes_ = 0;
   decoder_model_ = nullptr;
-  if (options_.decode_batch < 2) return;
+  if (options_.decode_batch < 2 || options_.sequences) return;
   const uint64_t bytes = BatchDecoder::bytes_needed(model, options_.decode_batch);
   if (budget_.try_reserve(bytes, "the batch decoder")) return;  // feed one by one
   decoder_bytes_ = bytes;
@@ -388,9 +402,9 @@ void Scheduler::feed_sampled() {
       tokens.clear();
     };
     for (Job* j : waiting) {
-      if (j->served.model.get() != decoder_model_) continue;
+      if (j->served.model.get() != decoder_model_ || !j->engine) continue;
       batch.push_back(j);
-      engines.push_back(j->engine.get());
+      engines.push_back(j->engine);
       tokens.push_back(j->session->pending_token());
       if (static_cast<int32_t>(batch.size()) == options_.decode_batch) flush();
     }

@@ -29,6 +29,20 @@
 
 namespace momentkv::daemon {
 
+// Where generations run when not on the CPU engine (the CUDA engine, daemon/main.cpp): makes a
+// job's sequence and says what one costs. Such sequences are fed one at a time (the batch decoder
+// is the CPU engine's) and give no per-layer telemetry.
+class SequenceMaker {
+ public:
+  virtual ~SequenceMaker() = default;
+  // Why a generation with these options cannot run here, or nothing.
+  virtual std::optional<std::string> unsupported(const Model& model,
+                                                 const EngineOptions& options) const = 0;
+  // Bytes one sequence with these options reserves (counted against the memory budget).
+  virtual uint64_t bytes(const Model& model, const EngineOptions& options) const = 0;
+  virtual std::unique_ptr<Sequence> make(const Model& model, const EngineOptions& options) = 0;
+};
+
 struct SchedulerOptions {
   EngineOptions engine;  // precision, batch, context (kv set per request)
   KvConfig kv;           // the operator's default compression
@@ -39,6 +53,8 @@ struct SchedulerOptions {
   telemetry::Telemetry* telemetry = nullptr;  // where finished requests are recorded (optional)
   double layer_stats_rate = 0.0;              // share of requests with per-layer statistics
   ProbeOptions probe;
+  // Null: generations run on the CPU engine over the scheduler's backend.
+  SequenceMaker* sequences = nullptr;
   // Test hook (MOMENTKV_DEBUG_STALL_MS, read once at start): the worker sleeps this long inside
   // the next request's first step, a real stall for the watchdog tests (SD-4). 0: off.
   std::chrono::milliseconds debug_stall{0};
