@@ -172,7 +172,7 @@ struct CudaEngine::State {
     evictable_stale = false;
   }
 
-  // One forward pass of n tokens; logits for the last `logit_rows` rows go to d.logits.
+  // One forward pass of n tokens; logits for the last `logit_rows` rows go to f.logits.
   void forward(const int32_t* tokens, int32_t n, Region region, int32_t logit_rows) {
     const Shape& s = shape;
     const ModelConfig& c = model.config();
