@@ -118,38 +118,34 @@ void accumulate_f32(const void* row, float a, float* y, int64_t n);
 void accumulate_f16(const void* row, float a, float* y, int64_t n);
 }  // namespace avx2
 
+// The integer-dot tables' functions (AVX-VNNI, AVX-512 VNNI): an activation layout of their own
+// (act_row_bytes_q8_0 bytes per row, quantize_q8_0), and Q4_0/Q5_0/Q8_0 dots for one, two and four
+// activation rows.
+#define MOMENTKV_VNNI_DECLS                                                                       \
+  uint64_t act_row_bytes_q8_0(int64_t n);                                                         \
+  void quantize_q8_0(const float* src, void* dst, int64_t n);                                     \
+  float dot_q8_0_q4_0(const void* w, const void* xq, int64_t n);                                  \
+  float dot_q8_0_q5_0(const void* w, const void* xq, int64_t n);                                  \
+  float dot_q8_0_q8_0(const void* w, const void* xq, int64_t n);                                  \
+  void dot_q8_0_q4_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out); \
+  void dot_q8_0_q5_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out); \
+  void dot_q8_0_q8_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out); \
+  void dot_q8_0_q4_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out); \
+  void dot_q8_0_q5_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out); \
+  void dot_q8_0_q8_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
+
 // AVX-VNNI (avxvnni/quants.cpp): Q4_0, Q5_0 and Q8_0 weights against Q8_0 activations written by
 // this namespace's quantize_q8_0, which appends per-row sums and scales to the Q8_0 blocks
 // (act_row_bytes_q8_0(n) bytes per row; the blocks equal avx2::quantize_q8_0's).
 namespace avxvnni {
-uint64_t act_row_bytes_q8_0(int64_t n);
-void quantize_q8_0(const float* src, void* dst, int64_t n);
-float dot_q8_0_q4_0(const void* w, const void* xq, int64_t n);
-float dot_q8_0_q5_0(const void* w, const void* xq, int64_t n);
-float dot_q8_0_q8_0(const void* w, const void* xq, int64_t n);
-void dot_q8_0_q4_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
-void dot_q8_0_q5_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
-void dot_q8_0_q8_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
-void dot_q8_0_q4_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
-void dot_q8_0_q5_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
-void dot_q8_0_q8_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
+MOMENTKV_VNNI_DECLS
 }  // namespace avxvnni
 
 // AVX-512 VNNI (avx512/quants.cpp): the same three weight types against Q8_0 activations written
-// by its own quantize_q8_0 (Q8_0 blocks, then per pair of blocks their quants, corrections and
+// by its own quantize_q8_0 (Q8_0 blocks, then per four blocks their quants, corrections and
 // scales laid out for 512-bit dots; act_row_bytes_q8_0 bytes per row).
 namespace avx512 {
-uint64_t act_row_bytes_q8_0(int64_t n);
-void quantize_q8_0(const float* src, void* dst, int64_t n);
-float dot_q8_0_q4_0(const void* w, const void* xq, int64_t n);
-float dot_q8_0_q5_0(const void* w, const void* xq, int64_t n);
-float dot_q8_0_q8_0(const void* w, const void* xq, int64_t n);
-void dot_q8_0_q4_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
-void dot_q8_0_q5_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
-void dot_q8_0_q8_0_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
-void dot_q8_0_q4_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
-void dot_q8_0_q5_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
-void dot_q8_0_q8_0_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
+MOMENTKV_VNNI_DECLS
 }  // namespace avx512
 
 namespace neon {
@@ -160,5 +156,6 @@ void accumulate_f16(const void* row, float a, float* y, int64_t n);
 }  // namespace neon
 
 #undef MOMENTKV_QUANT_FAST_DECLS
+#undef MOMENTKV_VNNI_DECLS
 
 }  // namespace momentkv::kernels

@@ -13,18 +13,7 @@
 // This file is compiled for AVX-512 and runs only where the CPU has it, so it defines nothing
 // with external linkage that another file might also define (no standard-library templates such
 // as std::min, which the linker could otherwise take from here for the whole program).
-//
-// GCC 12 warns that the AVX-512 intrinsics' own _mm512_undefined_ps() "is used" or "may be
-// used uninitialized" (GCC bug 105593); the warning is about the header, not this code.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#else
-#include <immintrin.h>
-#endif
+#include "kernels/cpu/avx512/intrinsics.h"
 
 #include <cstddef>
 #include <cstdint>

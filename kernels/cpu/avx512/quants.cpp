@@ -22,17 +22,9 @@
 // reference).
 //
 // Compiled for AVX-512 and run only where the CPU has it: nothing here has external linkage that
-// another file might also define (no standard-library templates). GCC 12 warns about the
-// intrinsics' own _mm512_undefined_*() (GCC bug 105593), hence the pragmas.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#else
-#include <immintrin.h>
-#endif
+// another file might also define (no standard-library templates). avx512/intrinsics.h comes
+// first: the AVX2 helpers include <immintrin.h> too.
+#include "kernels/cpu/avx512/intrinsics.h"
 
 #include <cstddef>
 #include <cstdint>
