@@ -62,13 +62,18 @@ int cmd_run(int argc, char** argv) {
   eo.kv = ko.config(sampling.max_tokens, n_prompt, n_ctx);
   const bool cuda = mo.backend == "cuda";
   kernels::CpuBackend backend(cuda ? 1 : mo.threads);
-  // The budget covers what this generation reserves: on the CPU weights' pages, KV and scratch;
-  // with CUDA the device arena (weights, KV, activations), which on Jetson is the same DRAM.
+  // The budget covers what this generation reserves: the mapped weights and the process, then on
+  // the CPU the KV cache and scratch, with CUDA the device arenas (the model's and the
+  // sequence's; on Jetson the GPU's memory is the same DRAM).
   const MemoryPlan plan = plan_memory(*model, eo, backend.n_threads(), current_rss_bytes());
-  const uint64_t reserve =
+  const uint64_t device_bytes =
       cuda ? CudaDevice::model_bytes(*model, eo.n_batch) + CudaDevice::sequence_bytes(*model, eo)
-           : plan.total();
-  const std::string what = cuda ? "this generation's device arenas (" + format_bytes(reserve) + ")"
+           : 0;
+  const uint64_t reserve = cuda ? plan.weights + plan.base + device_bytes : plan.total();
+  const std::string what = cuda ? "this generation (" + format_bytes(plan.weights) + " weights + " +
+                                      format_bytes(plan.base) + " process + " +
+                                      format_bytes(device_bytes) +
+                                      " on the device = " + format_bytes(reserve) + ")"
                                 : "this generation (" + plan.describe() + ")";
   if (ko.memory_budget()) {
     MemoryBudget budget(*ko.memory_budget());
