@@ -157,44 +157,36 @@ Table avx2_table() {
   return t;
 }
 
-// The AVX2 table with the AVX-VNNI integer dots: Q4_0, Q5_0 and Q8_0 share one activation layout
-// (Q8_0 blocks, then per-row sums and scales), so all three take quantize_act from avxvnni.
+// The AVX2 table with one VNNI namespace's integer dots (MOMENTKV_VNNI_DECLS in quants.h):
+// Q4_0, Q5_0 and Q8_0 share that namespace's activation layout (Q8_0 blocks, then its per-row
+// data), so all three take its quantize_act. AVX-VNNI appends per-row sums and scales
+// (avxvnni/quants.cpp); AVX-512 VNNI per four blocks their quants, corrections and scales
+// (avx512/quants.cpp).
+#define MOMENTKV_VNNI_TABLE(ns)                                                          \
+  [] {                                                                                   \
+    Table t = avx2_table();                                                              \
+    auto vnni = [&t](GgmlType type, DotAct dot, DotActN dot2, DotActN dot4) {            \
+      TypeKernels& k = t[type_index(type)];                                              \
+      k.quantize_act = ns::quantize_q8_0;                                                \
+      k.act_row_bytes = ns::act_row_bytes_q8_0;                                          \
+      k.dot_act = dot;                                                                   \
+      k.dot_act_2 = dot2;                                                                \
+      k.dot_act_4 = dot4;                                                                \
+    };                                                                                   \
+    vnni(GgmlType::Q4_0, ns::dot_q8_0_q4_0, ns::dot_q8_0_q4_0_x2, ns::dot_q8_0_q4_0_x4); \
+    vnni(GgmlType::Q5_0, ns::dot_q8_0_q5_0, ns::dot_q8_0_q5_0_x2, ns::dot_q8_0_q5_0_x4); \
+    vnni(GgmlType::Q8_0, ns::dot_q8_0_q8_0, ns::dot_q8_0_q8_0_x2, ns::dot_q8_0_q8_0_x4); \
+    return t;                                                                            \
+  }()
+
 Table avx_vnni_table() {
-  Table t = avx2_table();
-  auto vnni = [&t](GgmlType type, DotAct dot, DotActN dot2, DotActN dot4) {
-    TypeKernels& k = t[type_index(type)];
-    k.quantize_act = avxvnni::quantize_q8_0;
-    k.act_row_bytes = avxvnni::act_row_bytes_q8_0;
-    k.dot_act = dot;
-    k.dot_act_2 = dot2;
-    k.dot_act_4 = dot4;
-  };
-  vnni(GgmlType::Q4_0, avxvnni::dot_q8_0_q4_0, avxvnni::dot_q8_0_q4_0_x2,
-       avxvnni::dot_q8_0_q4_0_x4);
-  vnni(GgmlType::Q5_0, avxvnni::dot_q8_0_q5_0, avxvnni::dot_q8_0_q5_0_x2,
-       avxvnni::dot_q8_0_q5_0_x4);
-  vnni(GgmlType::Q8_0, avxvnni::dot_q8_0_q8_0, avxvnni::dot_q8_0_q8_0_x2,
-       avxvnni::dot_q8_0_q8_0_x4);
-  return t;
+  return MOMENTKV_VNNI_TABLE(avxvnni);
 }
 
-// The AVX2 table with the AVX-512 VNNI integer dots (one activation layout for the three types,
-// as above, but its own: avx512/quants.cpp).
 Table avx512_vnni_table() {
-  Table t = avx2_table();
-  auto vnni = [&t](GgmlType type, DotAct dot, DotActN dot2, DotActN dot4) {
-    TypeKernels& k = t[type_index(type)];
-    k.quantize_act = avx512::quantize_q8_0;
-    k.act_row_bytes = avx512::act_row_bytes_q8_0;
-    k.dot_act = dot;
-    k.dot_act_2 = dot2;
-    k.dot_act_4 = dot4;
-  };
-  vnni(GgmlType::Q4_0, avx512::dot_q8_0_q4_0, avx512::dot_q8_0_q4_0_x2, avx512::dot_q8_0_q4_0_x4);
-  vnni(GgmlType::Q5_0, avx512::dot_q8_0_q5_0, avx512::dot_q8_0_q5_0_x2, avx512::dot_q8_0_q5_0_x4);
-  vnni(GgmlType::Q8_0, avx512::dot_q8_0_q8_0, avx512::dot_q8_0_q8_0_x2, avx512::dot_q8_0_q8_0_x4);
-  return t;
+  return MOMENTKV_VNNI_TABLE(avx512);
 }
+#undef MOMENTKV_VNNI_TABLE
 
 bool cpu_has_avx2() {
   __builtin_cpu_init();
