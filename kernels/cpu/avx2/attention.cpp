@@ -17,6 +17,7 @@ using x86::hsum;
 // Rows [s0, s0 + m) of a lane as f32 (converted into `buf` for f16; in place for f32).
 const float* rows_f32(const GroupAttention& a, const uint8_t* base, int32_t s0, int32_t m,
                       float* buf) {
+  prefetch_ahead(a, base, s0);
   if (!a.f16) return reinterpret_cast<const float*>(base + static_cast<size_t>(s0) * a.row_bytes);
   for (int32_t r = 0; r < m; ++r) {
     const auto* h =
@@ -136,8 +137,9 @@ inline float max_of(const float* p, int32_t n) {
 
 void attend_group(const GroupAttention& a) {
   const int32_t n = a.n, hd = a.head_dim, g = a.group;
-  const auto nn = static_cast<size_t>(n);
+  const size_t nn = a.stride;
   const float neg_inf = -std::numeric_limits<float>::infinity();
+  prefetch_first(a, a.k);
   // Scores of every head, a block of K rows at a time.
   for (int32_t s0 = 0; s0 < n; s0 += GroupAttention::kBlock) {
     const int32_t m = std::min(GroupAttention::kBlock, n - s0);
@@ -157,6 +159,7 @@ void attend_group(const GroupAttention& a) {
       }
     }
   }
+  prefetch_first(a, a.v);
   // Softmax per head (the generic path's order), probabilities into `sum` head by head.
   for (int32_t h = 0; h < g; ++h) {
     float* p = a.scores + static_cast<size_t>(h) * nn;

@@ -4,7 +4,7 @@
 //   - scores: K rows are converted two at a time into "pairs" (8-element chunk j of the pair is
 //     [row a's elements 8j..8j+7 | row b's]); one fma on a pair advances the AVX2 dot's
 //     accumulator for both rows, so each row's eight-lane vector comes out without a shuffle,
-//     and sixteen rows are summed horizontally together (hsum_16x8);
+//     and sixteen rows are summed horizontally together (fold_pairs, hsum_folded);
 //   - softmax: each head's maximum kept while its scores are written; sixteen slots per step, the
 //     eight partial sums of the exponentials kept in their AVX2 order;
 //   - out += p V: up to four heads share each V row loaded, 64 columns in registers per head.
@@ -26,7 +26,7 @@ namespace momentkv::kernels::avx512 {
 namespace {
 
 constexpr int32_t kBlock = GroupAttention::kBlock;  // rows converted at a time
-static_assert(kBlock == 16, "hsum_16x8 sums sixteen rows");
+static_assert(kBlock == 16, "fold_pairs and hsum_folded sum sixteen rows");
 constexpr int kMaxHeadDim = 128;
 constexpr float kNegInf = -__builtin_inff();
 
@@ -90,55 +90,42 @@ const float* v_rows(const GroupAttention& a, int32_t s0, int32_t m, float* buf) 
   return buf;
 }
 
-// For a pair of rows: [row a's | row b's] eight-lane vectors of the AVX2 dot before its
-// horizontal sum: accumulators 0..3 over the 32-element steps, accumulator 0 over the 8-element
-// chunks after them, then (acc0 + acc1) + (acc2 + acc3). qq[c] = [q chunk c | q chunk c].
-template <int HD>
-inline __m512 pair_dot(const float* kp, const __m512* qq) {
+// For a pair of rows and each of NH heads: [row a's | row b's] eight-lane vectors of the AVX2
+// dot before its horizontal sum: accumulators 0..3 over the 32-element steps, accumulator 0 over
+// the 8-element chunks after them, then (acc0 + acc1) + (acc2 + acc3). q[h][c] = head h's chunk
+// c twice ([chunk c | chunk c]); each K vector is loaded once for all the heads.
+template <int HD, int NH>
+inline void pair_dots(const float* kp, const __m512 (&q)[NH][HD / 8], __m512 t[NH]) {
   constexpr int kChunks = HD / 8, kFull = (HD / 32) * 4;
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                   _mm512_setzero_ps()};
-  for (int c = 0; c < kFull; c += 4) {
-    for (int l = 0; l < 4; ++l) {
-      acc[l] = _mm512_fmadd_ps(_mm512_loadu_ps(kp + 16 * (c + l)), qq[c + l], acc[l]);
-    }
+  __m512 acc[NH][4];
+  for (int h = 0; h < NH; ++h) {
+    for (int l = 0; l < 4; ++l) acc[h][l] = _mm512_setzero_ps();
   }
-  for (int c = kFull; c < kChunks; ++c) {
-    acc[0] = _mm512_fmadd_ps(_mm512_loadu_ps(kp + 16 * c), qq[c], acc[0]);
-  }
-  return _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-}
-
-// pair_dot for two heads at once (qa, qb).
-template <int HD>
-inline void pair_dot2(const float* kp, const __m512* qa, const __m512* qb, __m512& ta, __m512& tb) {
-  constexpr int kChunks = HD / 8, kFull = (HD / 32) * 4;
-  __m512 a[4], b[4];
-  for (int l = 0; l < 4; ++l) a[l] = b[l] = _mm512_setzero_ps();
   for (int c = 0; c < kFull; c += 4) {
     for (int l = 0; l < 4; ++l) {
       const __m512 k = _mm512_loadu_ps(kp + 16 * (c + l));
-      a[l] = _mm512_fmadd_ps(k, qa[c + l], a[l]);
-      b[l] = _mm512_fmadd_ps(k, qb[c + l], b[l]);
+      for (int h = 0; h < NH; ++h) acc[h][l] = _mm512_fmadd_ps(k, q[h][c + l], acc[h][l]);
     }
   }
   for (int c = kFull; c < kChunks; ++c) {
     const __m512 k = _mm512_loadu_ps(kp + 16 * c);
-    a[0] = _mm512_fmadd_ps(k, qa[c], a[0]);
-    b[0] = _mm512_fmadd_ps(k, qb[c], b[0]);
+    for (int h = 0; h < NH; ++h) acc[h][0] = _mm512_fmadd_ps(k, q[h][c], acc[h][0]);
   }
-  ta = _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3]));
-  tb = _mm512_add_ps(_mm512_add_ps(b[0], b[1]), _mm512_add_ps(b[2], b[3]));
+  for (int h = 0; h < NH; ++h) {
+    t[h] = _mm512_add_ps(_mm512_add_ps(acc[h][0], acc[h][1]), _mm512_add_ps(acc[h][2], acc[h][3]));
+  }
 }
 
-// Lane r = the AVX2 hsum of row r's eight lanes (t_i + t_(i+4), then (0 + 2) + (1 + 3)), for
-// t[p] = [row 2p's | row 2p + 1's] eight lanes.
-inline __m512 hsum_16x8(const __m512 t[8]) {
-  __m512 x[4];  // chunk c of x[k]: row 4k + c's t_i + t_(i+4), i < 4
-  for (int k = 0; k < 4; ++k) {
-    x[k] = _mm512_add_ps(_mm512_shuffle_f32x4(t[2 * k], t[2 * k + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_f32x4(t[2 * k], t[2 * k + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-  }
+// The horizontal sums of sixteen rows, lane r = the AVX2 hsum of row r's eight lanes (t_i +
+// t_(i+4), then (0 + 2) + (1 + 3)), for t[p] = [row 2p's | row 2p + 1's] eight lanes. In two
+// stages, so that a pair's vector is folded as soon as it and its neighbour are done:
+// fold_pairs(t[2k], t[2k + 1]) = x[k], chunk c of x[k] row 4k + c's t_i + t_(i+4), i < 4;
+// then hsum_folded(x).
+inline __m512 fold_pairs(__m512 t0, __m512 t1) {
+  return _mm512_add_ps(_mm512_shuffle_f32x4(t0, t1, _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm512_shuffle_f32x4(t0, t1, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+inline __m512 hsum_folded(const __m512 x[4]) {
   // Chunk c of y0: rows c and 4 + c as (x0 + x2, x1 + x3); of y1: rows 8 + c and 12 + c.
   const __m512 y0 = _mm512_add_ps(_mm512_shuffle_ps(x[0], x[1], _MM_SHUFFLE(1, 0, 1, 0)),
                                   _mm512_shuffle_ps(x[0], x[1], _MM_SHUFFLE(3, 2, 3, 2)));
@@ -151,10 +138,11 @@ inline __m512 hsum_16x8(const __m512 t[8]) {
       _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), z);
 }
 
-// The scores of the block's last stage for one head: hsum, scale, mask, store, running maximum.
-inline void finish_scores(const GroupAttention& a, const __m512 t[kBlock / 2], int32_t s0,
-                          int32_t m, __mmask16 masked, float* sc, float* head_max) {
-  __m512 d = _mm512_mul_ps(hsum_16x8(t), _mm512_set1_ps(a.scale));
+// The scores of the block's last stage for one head (sums: the sixteen rows' dots): scale, mask,
+// store, running maximum.
+inline void finish_scores(const GroupAttention& a, __m512 sums, int32_t s0, int32_t m,
+                          __mmask16 masked, float* sc, float* head_max) {
+  __m512 d = _mm512_mul_ps(sums, _mm512_set1_ps(a.scale));
   if (masked != 0) d = _mm512_mask_blend_ps(masked, d, _mm512_set1_ps(kNegInf));
   const __m512 mx = _mm512_loadu_ps(head_max);
   if (m == kBlock) {
@@ -167,40 +155,27 @@ inline void finish_scores(const GroupAttention& a, const __m512 t[kBlock / 2], i
   }
 }
 
-// Head h's q chunks, each twice: q[c] = [chunk c | chunk c].
-template <int HD>
-inline void load_q(const GroupAttention& a, int32_t h, __m512* q) {
-  for (int c = 0; c < HD / 8; ++c) {
-    q[c] = _mm512_loadu_ps(a.q_pairs + (static_cast<size_t>(h) * (HD / 8) + c) * 16);
+// Scores of the block for heads [h0, h0 + NH) (K rows as pairs at kp).
+template <int HD, int NH>
+inline void block_scores(const GroupAttention& a, const float* kp, int32_t h0, int32_t s0,
+                         int32_t m, __mmask16 masked) {
+  __m512 q[NH][HD / 8];
+  for (int h = 0; h < NH; ++h) {
+    for (int c = 0; c < HD / 8; ++c) {
+      q[h][c] = _mm512_loadu_ps(a.q_pairs + (static_cast<size_t>(h0 + h) * (HD / 8) + c) * 16);
+    }
   }
-}
-
-// Scores of the block for head h (K rows as pairs at kp).
-template <int HD>
-inline void block_scores(const GroupAttention& a, const float* kp, int32_t h, int32_t s0, int32_t m,
-                         __mmask16 masked) {
-  __m512 q[HD / 8];
-  load_q<HD>(a, h, q);
-  __m512 t[kBlock / 2];
-  for (int p = 0; p < kBlock / 2; ++p) t[p] = pair_dot<HD>(kp + 2 * p * HD, q);
-  finish_scores(a, t, s0, m, masked, a.scores + static_cast<size_t>(h) * static_cast<size_t>(a.n),
-                a.head_max + 16 * h);
-}
-
-// Scores of the block for heads h and h + 1 (K rows as pairs at kp), each K vector loaded once
-// for both.
-template <int HD>
-inline void block_scores2(const GroupAttention& a, const float* kp, int32_t h, int32_t s0,
-                          int32_t m, __mmask16 masked) {
-  __m512 qa[HD / 8], qb[HD / 8];
-  load_q<HD>(a, h, qa);
-  load_q<HD>(a, h + 1, qb);
-  __m512 ta[kBlock / 2], tb[kBlock / 2];
-  for (int p = 0; p < kBlock / 2; ++p) pair_dot2<HD>(kp + 2 * p * HD, qa, qb, ta[p], tb[p]);
-  const auto nn = static_cast<size_t>(a.n);
-  finish_scores(a, ta, s0, m, masked, a.scores + static_cast<size_t>(h) * nn, a.head_max + 16 * h);
-  finish_scores(a, tb, s0, m, masked, a.scores + static_cast<size_t>(h + 1) * nn,
-                a.head_max + 16 * (h + 1));
+  __m512 x[NH][4];
+  for (int k = 0; k < 4; ++k) {
+    __m512 t0[NH], t1[NH];
+    pair_dots<HD, NH>(kp + 4 * k * HD, q, t0);
+    pair_dots<HD, NH>(kp + (4 * k + 2) * HD, q, t1);
+    for (int h = 0; h < NH; ++h) x[h][k] = fold_pairs(t0[h], t1[h]);
+  }
+  for (int h = 0; h < NH; ++h) {
+    finish_scores(a, hsum_folded(x[h]), s0, m, masked,
+                  a.scores + static_cast<size_t>(h0 + h) * a.stride, a.head_max + 16 * (h0 + h));
+  }
 }
 
 // softmax::exp_approx on sixteen lanes: the same operations in the same order.
@@ -292,7 +267,7 @@ template <int HD, int NH, bool kZeroTest, int J0 = 0>
 void v_heads(const GroupAttention& a, const float* v, int32_t s0, int32_t m, int32_t h0) {
   constexpr int kCols = HD - J0 < 64 ? HD - J0 : 64;
   constexpr int kVecs = (kCols + 15) / 16;
-  const auto nn = static_cast<size_t>(a.n);
+  const size_t nn = a.stride;
   const float* p = a.scores + static_cast<size_t>(h0) * nn + static_cast<size_t>(s0);
   __m512 acc[NH][4];
   for (int h = 0; h < NH; ++h) {
@@ -327,7 +302,7 @@ void v_heads(const GroupAttention& a, const float* v, int32_t s0, int32_t m, int
 inline bool any_zero(const GroupAttention& a, int32_t h0, int32_t nh, int32_t s0, int32_t m) {
   const __mmask16 valid = first_lanes(m);
   for (int32_t h = h0; h < h0 + nh; ++h) {
-    const float* p = a.scores + static_cast<size_t>(h) * static_cast<size_t>(a.n) + s0;
+    const float* p = a.scores + static_cast<size_t>(h) * a.stride + s0;
     if (_mm512_mask_cmp_ps_mask(valid, _mm512_maskz_loadu_ps(valid, p), _mm512_setzero_ps(),
                                 _CMP_EQ_OQ) != 0) {
       return true;
@@ -348,7 +323,7 @@ void v_heads(const GroupAttention& a, const float* v, int32_t s0, int32_t m, int
 template <int HD>
 void attend(const GroupAttention& a) {
   const int32_t n = a.n, g = a.group;
-  const auto nn = static_cast<size_t>(n);
+  const size_t nn = a.stride;
   constexpr int kChunks = HD / 8;
   // Each head's q chunks, twice: [chunk c | chunk c].
   for (int32_t h = 0; h < g; ++h) {
@@ -362,16 +337,19 @@ void attend(const GroupAttention& a) {
   // Each head's running maximum of its scores (max is exact: any order gives the same value).
   for (int32_t h = 0; h < g; ++h) _mm512_storeu_ps(a.head_max + 16 * h, _mm512_set1_ps(kNegInf));
   const __m512i q_pos = _mm512_set1_epi32(a.q_pos);
+  prefetch_first(a, a.k);
   for (int32_t s0 = 0; s0 < n; s0 += kBlock) {
     const int32_t m = min_of(kBlock, n - s0);
+    prefetch_ahead(a, a.k, s0);
     k_pairs<HD>(a, s0, m, a.rows);
     const __mmask16 valid = first_lanes(m);  // slots after the query's position are masked
     const __mmask16 masked =
         _mm512_mask_cmpgt_epi32_mask(valid, _mm512_maskz_loadu_epi32(valid, a.pos + s0), q_pos);
     int32_t h = 0;
-    for (; h + 2 <= g; h += 2) block_scores2<HD>(a, a.rows, h, s0, m, masked);
-    if (h < g) block_scores<HD>(a, a.rows, h, s0, m, masked);
+    for (; h + 2 <= g; h += 2) block_scores<HD, 2>(a, a.rows, h, s0, m, masked);
+    if (h < g) block_scores<HD, 1>(a, a.rows, h, s0, m, masked);
   }
+  prefetch_first(a, a.v);
   for (int32_t h = 0; h < g; ++h) {
     softmax_head(a.scores + static_cast<size_t>(h) * nn, n,
                  _mm512_reduce_max_ps(_mm512_loadu_ps(a.head_max + 16 * h)), a.sum);
@@ -382,6 +360,7 @@ void attend(const GroupAttention& a) {
   }
   for (int32_t s0 = 0; s0 < n; s0 += kBlock) {
     const int32_t m = min_of(kBlock, n - s0);
+    prefetch_ahead(a, a.v, s0);
     const float* v = v_rows<HD>(a, s0, m, a.rows);
     int32_t h = 0;
     for (; h + 4 <= g; h += 4) v_heads<HD, 4>(a, v, s0, m, h);

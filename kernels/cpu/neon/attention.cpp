@@ -30,6 +30,7 @@ inline int32_t min_of(int32_t x, int32_t y) {
 // Rows [s0, s0 + m) of a lane as f32 (converted into buf for f16; in place for f32).
 const float* rows_f32(const GroupAttention& a, const uint8_t* base, int32_t s0, int32_t m,
                       float* buf) {
+  prefetch_ahead(a, base, s0);
   const uint8_t* first = base + static_cast<size_t>(s0) * a.row_bytes;
   if (!a.f16) return reinterpret_cast<const float*>(first);
   const auto hd = static_cast<size_t>(a.head_dim);
@@ -48,7 +49,7 @@ const float* rows_f32(const GroupAttention& a, const uint8_t* base, int32_t s0, 
 template <int NH, int NV>
 void v_heads(const GroupAttention& a, const float* v, int32_t s0, int32_t m, int32_t h0,
              int32_t j0) {
-  const auto nn = static_cast<size_t>(a.n);
+  const size_t nn = a.stride;
   const auto hd = static_cast<size_t>(a.head_dim);
   const float* p = a.scores + static_cast<size_t>(h0) * nn + static_cast<size_t>(s0);
   float32x4_t acc[NH][NV];
@@ -84,9 +85,10 @@ void v_heads(const GroupAttention& a, const float* v, int32_t s0, int32_t m, int
 
 void attend_group(const GroupAttention& a) {
   const int32_t n = a.n, hd = a.head_dim, g = a.group;
-  const auto nn = static_cast<size_t>(n);
+  const size_t nn = a.stride;
   // Scores of every head a block of K rows at a time, each head's maximum on the way.
   for (int32_t h = 0; h < g; ++h) a.head_max[h] = kNegInf;
+  prefetch_first(a, a.k);
   for (int32_t s0 = 0; s0 < n; s0 += kBlock) {
     const int32_t m = min_of(kBlock, n - s0);
     const float* k = rows_f32(a, a.k, s0, m, a.rows);
@@ -109,6 +111,7 @@ void attend_group(const GroupAttention& a) {
       a.head_max[h] = mx;
     }
   }
+  prefetch_first(a, a.v);
   // Probabilities per head, into `sum` head by head; the outputs start at zero.
   for (int32_t h = 0; h < g; ++h) {
     float* p = a.scores + static_cast<size_t>(h) * nn;
