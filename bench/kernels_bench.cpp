@@ -8,10 +8,11 @@
 //                                  stream from memory. MOMENTKV_ISA=scalar runs it on scalar.
 //   attention/PATH/slots:N/threads:K  one decode token's attention in one layer of the
 //                                  TinyLlama-1.1B shape (32 query heads, 4 KV heads, head_dim 64,
-//                                  f16 KV) over N resident slots; calls rotate over 22 layers, so
-//                                  at 2,048 slots the cache (46 MB) streams from memory as in
-//                                  decode. bytes_per_second counts K and V bytes read; FLOP/s the
-//                                  two multiply-adds per query head, slot and element.
+//                                  f16 KV) over N resident slots; calls rotate over four copies of
+//                                  22 layers, so at 2,048 slots the cache (184 MB) streams from
+//                                  memory as in decode. bytes_per_second counts K and V bytes
+//                                  read; FLOP/s the two multiply-adds per query head, slot and
+//                                  element.
 //   read_bandwidth/threads:K       the machine's limit beside it: summing a 256 MiB buffer
 // ISA is scalar and the best one this CPU has. bytes_per_second counts weight bytes
 // (f32 input bytes for quantize_act); FLOP/s counts a multiply and an add per weight element and
@@ -184,7 +185,9 @@ void bench_read_bandwidth(benchmark::State& state, int n_threads) {
 // One decode token's attention, layer after layer of a TinyLlama-shaped f16 cache of n_slots.
 void bench_attention(benchmark::State& state, kernels::AttentionPath path, int32_t n_slots,
                      int n_threads) {
-  constexpr int32_t kLayers = 22, kHeads = 32, kHeadsKv = 4, kHeadDim = 64;
+  // Calls rotate over four copies of the 22 layers (184 MB at 2,048 slots): past the last-level
+  // cache, as in decode, where the weights streaming through push the cache out between tokens.
+  constexpr int32_t kLayers = 4 * 22, kHeads = 32, kHeadsKv = 4, kHeadDim = 64;
   KvStorage kv(KvType::kF16, kLayers * kHeadsKv, n_slots, kHeadDim);
   std::vector<KvCells> lanes(static_cast<size_t>(kLayers * kHeadsKv), KvCells(n_slots));
   const auto rows = random_values(2 * kHeadDim, 3);
