@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -51,27 +53,48 @@ TelemetryOptions options(const std::string& path) {
 }
 
 // Holds the database's write lock from a child process (as `sqlite3 db 'BEGIN IMMEDIATE;'` would)
-// until the returned pid is killed.
+// until the returned pid is killed. The child runs this test binary anew (kLocker below): a fork
+// of a process with threads may only exec, since the Telemetry writer thread may hold one of
+// SQLite's mutexes at the fork, and a child that then used SQLite waited on it forever.
 pid_t lock_from_another_process(const std::string& path) {
   int ready[2];
   if (pipe(ready) != 0) return -1;
+  const std::string db_env = "MOMENTKV_TEST_LOCKER_DB=" + path;
+  const std::string fd_env = "MOMENTKV_TEST_LOCKER_FD=" + std::to_string(ready[1]);
+  std::string name = "telemetry_test_locker";
+  char* const argv[] = {name.data(), nullptr};
+  char* const envp[] = {const_cast<char*>(db_env.c_str()), const_cast<char*>(fd_env.c_str()),
+                        nullptr};
   const pid_t pid = fork();
   if (pid == 0) {
     close(ready[0]);
-    Database db(path, Database::Mode::kReadWrite);
-    db.exec("BEGIN IMMEDIATE");
-    db.exec("INSERT INTO events (time_ms, kind, detail) VALUES (0, 'lock', '')");
-    const char ok = 'y';
-    (void)!write(ready[1], &ok, 1);
-    pause();
-    _exit(0);
+    execve("/proc/self/exe", argv, envp);
+    _exit(127);
   }
   close(ready[1]);
   char c = 0;
-  (void)!read(ready[0], &c, 1);
+  const bool locked = read(ready[0], &c, 1) == 1;
   close(ready[0]);
+  if (!locked) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    return -1;
+  }
   return pid;
 }
+
+// In lock_from_another_process's child, before main: take the lock, say so, wait to be killed.
+[[maybe_unused]] const bool kLocker = [] {
+  const char* path = std::getenv("MOMENTKV_TEST_LOCKER_DB");
+  const char* fd = std::getenv("MOMENTKV_TEST_LOCKER_FD");
+  if (path == nullptr || fd == nullptr) return false;
+  Database db(path, Database::Mode::kReadWrite);
+  db.exec("BEGIN IMMEDIATE");
+  db.exec("INSERT INTO events (time_ms, kind, detail) VALUES (0, 'lock', '')");
+  const char ok = 'y';
+  (void)!write(std::atoi(fd), &ok, 1);
+  for (;;) pause();
+}();
 
 void release(pid_t pid) {
   kill(pid, SIGKILL);
@@ -88,6 +111,7 @@ TEST(Telemetry, WritesWhatIsSubmittedInBatches) {
   // The first record goes alone; while another process holds the lock the rest accumulate and
   // are written in transactions of up to batch_max records.
   const pid_t locker = lock_from_another_process(path);
+  ASSERT_GT(locker, 0) << "could not start the process that holds the lock";
   for (int i = 0; i < 1500; ++i) ASSERT_TRUE(t.submit(request(i)));
   release(locker);
   ASSERT_TRUE(t.flush(10s));
@@ -107,6 +131,7 @@ TEST(Telemetry, QueueOverflowIsBoundedAndCountedExactly) {
   o.store.busy_timeout_ms = 2000;  // the writer waits on the lock, the queue fills
   Telemetry t(o);
   const pid_t locker = lock_from_another_process(path);
+  ASSERT_GT(locker, 0) << "could not start the process that holds the lock";
   int accepted = 0;
   for (int i = 0; i < 1000; ++i) accepted += t.submit(request(i)) ? 1 : 0;
   const TelemetryHealth during = t.health();
@@ -141,6 +166,7 @@ TEST(Telemetry, SubmitNeverWaitsForALockedDatabase) {
   ASSERT_TRUE(t.submit(request(0)));
   ASSERT_TRUE(t.flush(5s));
   const pid_t locker = lock_from_another_process(path);
+  ASSERT_GT(locker, 0) << "could not start the process that holds the lock";
   double worst_us = 0;
   const auto until = Clock::now() + 1500ms;
   int i = 1;
