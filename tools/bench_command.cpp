@@ -229,6 +229,72 @@ int bench_cuda(const Model& model, const std::string& path, EngineOptions eo, in
   return 0;
 }
 
+// momentkv bench --context-pair SHORT,LONG: what a long context costs per decode token against
+// what it reads. Two sequences hold prompts of SHORT and LONG tokens (prefilled untimed); then
+// -r rounds each time -n decode steps on both, in alternating order (short first in even rounds,
+// long first in odd ones), so that a host whose speed drifts affects both alike. Per round: ms
+// per token of each and the extra time of the long one; then the medians, and the extra bytes a
+// step reads at the long context (KV of the extra resident tokens) relative to the weight bytes a
+// step reads. A ratio of 1.0 means the long context costs exactly its bytes at the weights' rate.
+int bench_context_pair(const Model& model, Backend& backend, EngineOptions eo, int32_t n_short,
+                       int32_t n_long, int64_t n_gen, int reps) {
+  const ModelConfig& c = model.config();
+  const int64_t steps = std::max<int64_t>(n_gen, 1);
+  const int64_t warm = std::max<int64_t>(steps / 4, 1);
+  eo.n_ctx = static_cast<int32_t>(n_long + warm + steps * reps + 1);
+  if (eo.n_batch == 0) eo.n_batch = std::min(n_long, 512);
+  Engine short_seq(model, backend, eo), long_seq(model, backend, eo);
+  const std::vector<int32_t> gen = bench_tokens(steps, c.n_vocab, 2);
+  const uint64_t kv_token = kv_bytes_per_token(c, eo.kv);
+  const uint64_t weights = weight_traffic(model).per_pass(1);
+  std::printf("context pair: %d and %d prompt tokens, %lld decode steps per round, %d rounds\n",
+              n_short, n_long, static_cast<long long>(steps), reps);
+  std::printf("per step: weight bytes %llu, KV bytes per resident token %llu\n",
+              static_cast<unsigned long long>(weights), static_cast<unsigned long long>(kv_token));
+  std::fflush(stdout);
+  Engine* seqs[2] = {&short_seq, &long_seq};
+  const int32_t lengths[2] = {n_short, n_long};
+  for (int i = 0; i < 2; ++i) {
+    seqs[i]->eval_greedy(bench_tokens(std::max(lengths[i], 1), c.n_vocab, 1));
+    time_decode(*seqs[i], gen, warm);  // untimed: caches and the pool warm
+  }
+  std::vector<double> ms[2], extra, ratio;
+  std::printf("\n%-6s | %-26s | %-26s | %10s | %10s\n", "round", "short: resident, ms/token",
+              "long: resident, ms/token", "extra time", "extra bytes");
+  std::printf(
+      "-------|----------------------------|----------------------------|------------|"
+      "-----------\n");
+  for (int r = 0; r < reps; ++r) {
+    double t[2] = {0, 0}, resident[2] = {0, 0};
+    for (int k = 0; k < 2; ++k) {
+      const int i = (r % 2 == 0) ? k : 1 - k;
+      // Step j attends over n_past + 1 slots (the new token's included).
+      resident[i] =
+          static_cast<double>(seqs[i]->n_past()) + 1.0 + static_cast<double>(steps - 1) / 2;
+      t[i] = 1000.0 / time_decode(*seqs[i], gen, steps);
+    }
+    const double bytes_extra =
+        (resident[1] - resident[0]) * static_cast<double>(kv_token) / static_cast<double>(weights);
+    const double time_extra = t[1] / t[0] - 1.0;
+    ms[0].push_back(t[0]);
+    ms[1].push_back(t[1]);
+    extra.push_back(time_extra);
+    ratio.push_back(time_extra / bytes_extra);
+    std::printf("%-6d | %8.0f, %15.3f | %8.0f, %15.3f | %+9.2f%% | %+9.2f%%\n", r + 1, resident[0],
+                t[0], resident[1], t[1], 100.0 * time_extra, 100.0 * bytes_extra);
+  }
+  const auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  };
+  std::printf(
+      "\nmedian over %d rounds: %.3f ms/token at %d prompt tokens, %.3f at %d; extra time %+.2f%%; "
+      "extra time / extra bytes %.2f (1.00: the long context costs exactly the bytes it reads)\n",
+      reps, median(ms[0]), n_short, median(ms[1]), n_long, 100.0 * median(extra), median(ratio));
+  return 0;
+}
+
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
@@ -261,6 +327,21 @@ int cmd_bench(int argc, char** argv) {
           const auto t = parse_kv_type(v);
           if (!t) throw UsageError("--cache-type expects f16, f32 or q8_0, got '" + v + "'");
           cache_type = *t;
+        });
+  int32_t pair[2] = {0, 0};
+  p.add({"--context-pair"}, "SHORT,LONG",
+        "instead: decode -n tokens at SHORT and at LONG resident tokens in alternating rounds (-r) "
+        "and compare the time per token with the extra KV bytes read",
+        [&](const std::string& v) {
+          const size_t comma = v.find(',');
+          if (comma == std::string::npos) {
+            throw UsageError("--context-pair expects SHORT,LONG, got '" + v + "'");
+          }
+          pair[0] = static_cast<int32_t>(
+              ArgParser::to_int("--context-pair", v.substr(0, comma), 1, 1 << 16));
+          pair[1] = static_cast<int32_t>(
+              ArgParser::to_int("--context-pair", v.substr(comma + 1), 1, 1 << 16));
+          if (pair[1] <= pair[0]) throw UsageError("--context-pair: LONG must exceed SHORT");
         });
   std::vector<int32_t> batches;
   p.add({"--batch"}, "B[,B...]",
@@ -298,9 +379,18 @@ int cmd_bench(int argc, char** argv) {
   eo.kv.type = cache_type;
   if (mo.backend == "cuda") {
     if (!batches.empty()) throw UsageError("--batch runs on the cpu backend only");
+    if (pair[1] > 0) throw UsageError("--context-pair runs on the cpu backend only");
     return bench_cuda(*model, path, eo, n_prompt, n_gen, reps);
   }
   kernels::CpuBackend backend(mo.threads);
+  if (pair[1] > 0) {
+    if (!batches.empty()) throw UsageError("--context-pair and --batch are separate runs");
+    std::printf("threads: %d, ISA: %s, KV cache %s\n", backend.n_threads(),
+                kernels::isa_name(backend.isa()), kv_type_name(cache_type));
+    EngineOptions po = mo.engine_options();
+    po.kv.type = cache_type;
+    return bench_context_pair(*model, backend, po, pair[0], pair[1], n_gen, reps);
+  }
   Engine engine(*model, backend, eo);
 
   const WeightTraffic traffic = weight_traffic(*model);

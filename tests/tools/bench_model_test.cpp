@@ -159,6 +159,33 @@ TEST(BenchCommand, RejectsContextSmallerThanTheRun) {
   EXPECT_EQ(r.status, 2) << r.output;
 }
 
+TEST(BenchCommand, ContextPairAlternatesRoundsAndComparesTimeWithBytes) {
+  const auto r =
+      run("bench -m " + test::model_path(kModel) + " -t 1 -n 4 -r 3 --context-pair 8,200");
+  ASSERT_EQ(r.status, 0) << r.output;
+  // stories260K: 5 layers x 4 KV heads x 8 dims x K and V x 2 bytes (f16) per token.
+  EXPECT_NE(r.output.find("per step: weight bytes 1040384, KV bytes per resident token 640"),
+            std::string::npos)
+      << r.output;
+  // Warm-up of one step each; round k's 4 steps attend over n_past + 1 .. n_past + 4 slots.
+  const char* rows[] = {"1      |       12,", "2      |       16,", "3      |       20,"};
+  for (const char* prefix : rows) {
+    const std::string row = line_starting(r.output, prefix);
+    ASSERT_FALSE(row.empty()) << "no round row " << prefix << " in\n" << r.output;
+    // 192 more resident tokens x 640 bytes against 1040384 weight bytes per step.
+    EXPECT_NE(row.find("+11.81%"), std::string::npos) << row;
+  }
+  EXPECT_NE(r.output.find("median over 3 rounds: "), std::string::npos) << r.output;
+  EXPECT_TRUE(std::isfinite(number_after(r.output, "extra time / extra bytes "))) << r.output;
+}
+
+TEST(BenchCommand, ContextPairRejectsAReversedOrIncompletePair) {
+  for (const char* pair : {"200,8", "8", "8,8"}) {
+    const auto r = run("bench -m " + test::model_path(kModel) + " --context-pair " + pair);
+    EXPECT_EQ(r.status, 2) << pair << "\n" << r.output;
+  }
+}
+
 TEST(PerplexityCommand, StoryTextHasLowPerplexityMatchingTokenByToken) {
   const TempFile text("story.txt", kStory);
   const auto r =
