@@ -146,9 +146,10 @@ double time_decode(Sequence& seq, const std::vector<int32_t>& gen, int64_t n) {
 }
 
 // momentkv bench --backend cuda: the same pp/tg figures on the CUDA engine (greedy tokens chosen
-// on the device), weight GB/s beside the device's copy bandwidth, and Moment-KV's cost: tg with
-// `moment` at decode budget B = -n (every timed step evicts, prompt + B tokens resident) against
-// `full` timed over the same span of resident tokens on average.
+// on the device), weight GB/s beside the device's copy bandwidth, tg again with each step's
+// kernels launched one by one instead of as a CUDA graph (whether the graph pays), and
+// Moment-KV's cost: tg with `moment` at decode budget B = -n (every timed step evicts, prompt +
+// B tokens resident) against `full` timed over the same span of resident tokens on average.
 int bench_cuda(const Model& model, const std::string& path, EngineOptions eo, int64_t n_prompt,
                int64_t n_gen, int reps) {
   const ModelConfig& c = model.config();
@@ -166,6 +167,9 @@ int bench_cuda(const Model& model, const std::string& path, EngineOptions eo, in
   eo.kv = EngineOptions::plain_kv();
   eo.kv.type = KvType::kF16;
   auto full = device->make_sequence(eo);
+  EngineOptions lo = eo;
+  lo.cuda_graph = false;
+  auto launches = device->make_sequence(lo);
   EngineOptions mo = eo;
   mo.kv.policy = "moment";
   mo.kv.decode_budget = static_cast<int32_t>(budget);
@@ -179,6 +183,7 @@ int bench_cuda(const Model& model, const std::string& path, EngineOptions eo, in
 
   Figure pp{"pp" + std::to_string(n_prompt), n_prompt, 1, traffic.per_pass(n_prompt), {}};
   Figure tg{"tg" + std::to_string(n_gen), n_gen, n_gen, traffic.per_pass(1), {}};
+  Figure tg_launches{"tg-nograph", n_gen, n_gen, traffic.per_pass(1), {}};
   Figure tg_full{"full@B", n_gen, n_gen, traffic.per_pass(1), {}};
   Figure tg_moment{"moment@B", n_gen, n_gen, traffic.per_pass(1), {}};
   for (int rep = -1; rep < reps; ++rep) {
@@ -191,6 +196,10 @@ int bench_cuda(const Model& model, const std::string& path, EngineOptions eo, in
     if (n_gen > 0) {
       const double r = time_decode(*full, gen, n_gen);
       if (rep >= 0) tg.tokens_per_s.push_back(r);
+      launches->reset();
+      if (n_prompt > 0) launches->eval_greedy(prompt);
+      const double rl = time_decode(*launches, gen, n_gen);
+      if (rep >= 0) tg_launches.tokens_per_s.push_back(rl);
       // full, continuing: from prompt + n_gen to prompt + 2 n_gen resident, B + n/2 on average
       // when the untimed part brings it to prompt + B / 2 first.
       full->reset();
@@ -212,13 +221,17 @@ int bench_cuda(const Model& model, const std::string& path, EngineOptions eo, in
   std::printf(
       "---------|------------|------------|-----------|-------------|-------------------|"
       "-----------\n");
-  for (const Figure* f : {&pp, &tg, &tg_full, &tg_moment}) {
+  for (const Figure* f : {&pp, &tg, &tg_launches, &tg_full, &tg_moment}) {
     if (f->n_tokens == 0) continue;
     std::printf("%-8s | %10.2f | %10.2f | %9.3f | %11.2f | %17.2f | %9.1f%%\n", f->test.c_str(),
                 f->best(), f->mean(), 1000.0 / f->best(), f->weight_gb_per_s(), bw,
                 100.0 * f->weight_gb_per_s() / bw);
   }
-  std::printf("(best of %d after one warm-up; tg chooses each token on the device)\n", reps);
+  std::printf(
+      "(best of %d after one warm-up; tg chooses each token on the device; tg-nograph launches "
+      "each step's kernels one by one)\n",
+      reps);
+  std::printf("decode steps: %s\n", device->decode_graphs(*full).c_str());
   if (n_gen > 0) {
     std::printf(
         "moment overhead at %lld resident tokens: %+.2f%% time per token (moment, budget %lld, "
@@ -434,6 +447,7 @@ int cmd_bench(int argc, char** argv) {
   const std::vector<int32_t> gen = bench_tokens(n_gen, c.n_vocab, 2);
   Figure pp{"pp" + std::to_string(n_prompt), n_prompt, 1, traffic.per_pass(n_prompt), {}};
   Figure tg{"tg" + std::to_string(n_gen), n_gen, n_gen, traffic.per_pass(1), {}};
+  Figure tg_launches{"tg-nograph", n_gen, n_gen, traffic.per_pass(1), {}};
   for (int rep = -1; rep < reps; ++rep) {
     engine.reset();
     if (n_prompt > 0) {

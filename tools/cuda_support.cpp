@@ -33,6 +33,11 @@ class Device final : public CudaDevice {
     return buf;
   }
 
+  std::string decode_graphs(const Sequence& sequence) const override {
+    const auto* engine = dynamic_cast<const kernels::cuda::CudaEngine*>(&sequence);
+    return engine ? engine->decode_graphs() : "not a CUDA sequence";
+  }
+
   double copy_bandwidth_gb_per_s() override {
     return kernels::cuda::measure_copy_bandwidth(uint64_t{256} << 20) / 1e9;
   }

@@ -32,6 +32,8 @@ class CudaDevice {
   virtual std::unique_ptr<Sequence> make_sequence(const EngineOptions& options) = 0;
   // "NAME, sm_XY, N SMs, G GiB[, integrated ...]".
   virtual std::string description() const = 0;
+  // How a sequence made here runs its decode steps (CudaEngine::decode_graphs).
+  virtual std::string decode_graphs(const Sequence& sequence) const = 0;
   // Device-to-device copy bandwidth in GB/s (1e9 bytes, read + write).
   virtual double copy_bandwidth_gb_per_s() = 0;
 };

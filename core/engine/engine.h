@@ -29,6 +29,9 @@ struct EngineOptions {
   // Record, on every decode step, each layer's attention (mean over all query heads) on every
   // resident position, before any eviction (evaluation diagnostics; costs a copy per layer).
   bool probe_attention = false;
+  // The CUDA engine runs each decode step as one CUDA graph (kernels/cuda/step_graph.h) rather
+  // than launching its kernels one by one. No effect on the CPU engine.
+  bool cuda_graph = true;
 
   // A cache that never evicts, in f32 (the reference configuration).
   static KvConfig plain_kv() {

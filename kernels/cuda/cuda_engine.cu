@@ -23,6 +23,7 @@
 #include "kernels/cuda/rope.h"
 #include "kernels/cuda/sampling.h"
 #include "kernels/cuda/status.h"
+#include "kernels/cuda/step_graph.h"
 
 namespace momentkv::kernels::cuda {
 
@@ -112,6 +113,10 @@ struct CudaEngine::State {
   // Host staging.
   std::vector<int32_t> pos;
   std::vector<float> cs, logits;
+  // Decode steps as CUDA graphs (options.cuda_graph); after a graph fails, steps launch their
+  // kernels one by one and graph_error says why.
+  StepGraph graph;
+  std::string graph_error;
 
   State(CudaModel& r, const EngineOptions& o)
       : runtime(r),
@@ -175,7 +180,6 @@ struct CudaEngine::State {
   // One forward pass of n tokens; logits for the last `logit_rows` rows go to f.logits.
   void forward(const int32_t* tokens, int32_t n, Region region, int32_t logit_rows) {
     const Shape& s = shape;
-    const ModelConfig& c = model.config();
     const bool decode = region == Region::kDecode;
     const int32_t first_slot = n_used;
     if (decode) {
@@ -207,6 +211,24 @@ struct CudaEngine::State {
     if (observe && evictable_stale) mark_evictable();
     const bool evict = observe && n_used - n_prefill > kv.decode_budget;
 
+    const Pass pass{n, first_slot, birth, observe, evict, logit_rows};
+    run([&] { enqueue(pass); }, decode && n == 1);
+    if (evict) --n_used;
+    n_past += n;
+  }
+
+  // What a forward pass launches, from the embedding lookup to the logits; forward() has staged
+  // its tokens, positions and RoPE angles on the device. Only launches on the stream, so that a
+  // decode step can be recorded as a graph.
+  struct Pass {
+    int32_t n, first_slot, birth;
+    bool observe, evict;
+    int32_t logit_rows;
+  };
+  void enqueue(const Pass& p) {
+    const Shape& s = shape;
+    const ModelConfig& c = model.config();
+    const int32_t n = p.n;
     const DeviceWeight& embd = weights->token_embd();
     get_rows(embd.type, embd.data, embd.n_out, embd.n_in, f.tokens, n, f.x, st());
     const int64_t rows_embd = static_cast<int64_t>(n) * s.n_embd;
@@ -227,7 +249,7 @@ struct CudaEngine::State {
       cuda::rope(f.q, f.cs, n, s.n_head, s.head_dim, c.n_rot, neox, st());
       cuda::rope(f.k, f.cs, n, s.n_head_kv, s.head_dim, c.n_rot, neox, st());
       const DeviceKvLayer layer = layer_kv(l);
-      kv_write(layer, f.k, f.v, n, first_slot, f.pos, birth, st());
+      kv_write(layer, f.k, f.v, n, p.first_slot, f.pos, p.birth, st());
 
       DecodeAttention a;
       a.n_head = s.n_head;
@@ -244,7 +266,7 @@ struct CudaEngine::State {
       a.probs = d.probs;
       a.lane_sums = d.lane_sums;
       a.counter = d.counter;
-      if (observe) {
+      if (p.observe) {
         a.scores = layer.scores;
         a.evictable = d.evictable;
         a.alpha = kv.alpha;
@@ -256,7 +278,7 @@ struct CudaEngine::State {
         a.q_pos = pos[static_cast<size_t>(i)];
         decode_attention(a, st());
       }
-      if (evict) {
+      if (p.evict) {
         MomentEviction e;
         e.n_used = n_used;
         e.first = kv.scope == KvScope::kDecode ? n_prefill : 0;
@@ -277,12 +299,27 @@ struct CudaEngine::State {
       mm(w.w_down, f.gate, n, f.tmp);
       add(f.x, f.tmp, rows_embd, st());
     }
-    if (evict) --n_used;
-    n_past += n;
-    if (logit_rows == 0) return;
-    const float* last = f.x + static_cast<int64_t>(n - logit_rows) * s.n_embd;
-    rms_norm(last, weights->output_norm(), logit_rows, s.n_embd, c.rms_eps, f.xn, st());
-    mm(weights->output(), f.xn, logit_rows, f.logits);
+    if (p.logit_rows == 0) return;
+    const float* last = f.x + static_cast<int64_t>(n - p.logit_rows) * s.n_embd;
+    rms_norm(last, weights->output_norm(), p.logit_rows, s.n_embd, c.rms_eps, f.xn, st());
+    mm(weights->output(), f.xn, p.logit_rows, f.logits);
+  }
+
+  // Runs a pass's device work: as a graph for a decode step while graphs are on, else launch
+  // by launch. A graph that fails turns them off for this sequence (the step then runs launch
+  // by launch, so a failure of the work itself still surfaces).
+  template <class Enqueue>
+  void run(const Enqueue& enqueue, bool step) {
+    if (step && options.cuda_graph && graph_error.empty()) {
+      try {
+        graph.run(stream, enqueue);
+        return;
+      } catch (const Error& e) {
+        graph_error = e.what();
+        graph.reset();
+      }
+    }
+    enqueue();
   }
 
   // Feeds tokens in passes of at most n_batch (one at a time for generated tokens under an
@@ -462,6 +499,14 @@ CompressionSummary CudaEngine::compression() const {
 
 uint64_t CudaEngine::device_bytes() const {
   return s_->arena->capacity();
+}
+
+std::string CudaEngine::decode_graphs() const {
+  const State& s = *s_;
+  if (!s.graph_error.empty()) return "launch by launch (a graph failed: " + s.graph_error + ")";
+  if (!s.options.cuda_graph) return "launch by launch (off)";
+  return "graphs (" + std::to_string(s.graph.runs()) + " steps, " +
+         std::to_string(s.graph.updates()) + " updated in place)";
 }
 
 const DeviceInfo& CudaEngine::device() const {

@@ -4,7 +4,8 @@
 // (position, birth step and score per slot) and attention scratch. A decode step runs every layer
 // — mat-vecs, RoPE, the KV write, attention with the Moment-KV score update fused in, and the
 // eviction (selection and compaction) — without a host round trip, and ends with the logits row
-// copied back, or only the greedy token (argmax on the device). Prompt chunks go through
+// copied back, or only the greedy token (argmax on the device); its kernels are launched as one
+// CUDA graph (step_graph.h) unless EngineOptions::cuda_graph is off. Prompt chunks go through
 // cuBLASLt (gemm.h). The CPU Engine is its oracle (DESIGN.md §10).
 //
 // It runs the `full` and `moment` policies (either scope, every moment option) with an f16 cache;
@@ -63,6 +64,9 @@ class CudaEngine final : public Sequence {
   std::vector<int32_t> positions(int32_t layer, int32_t kv_head) const;
   // Bytes of this sequence's own arena.
   uint64_t device_bytes() const;
+  // How decode steps run: "graphs (S steps, U updated in place)", "launch by launch (off)", or
+  // "launch by launch (a graph failed: ...)" (EngineOptions::cuda_graph, step_graph.h).
+  std::string decode_graphs() const;
   const DeviceInfo& device() const;
 
  private:

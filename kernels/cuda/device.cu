@@ -87,6 +87,27 @@ double measure_copy_bandwidth(uint64_t bytes, int runs) {
   return best;
 }
 
+DeviceStream::DeviceStream() {
+  cudaStream_t s = nullptr;
+  check_cuda(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
+  stream_ = s;
+}
+
+DeviceStream::~DeviceStream() {
+  cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
+}
+
+void DeviceStream::synchronize() {
+  check_cuda(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_)), "cudaStreamSynchronize");
+}
+
+bool DeviceStream::capturing() const {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  check_cuda(cudaStreamIsCapturing(static_cast<cudaStream_t>(stream_), &status),
+             "cudaStreamIsCapturing");
+  return status != cudaStreamCaptureStatusNone;
+}
+
 DeviceArena::DeviceArena(uint64_t capacity) : capacity_(capacity) {
   int device = 0;
   check_cuda(cudaGetDevice(&device), "cudaGetDevice");

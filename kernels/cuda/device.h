@@ -48,6 +48,23 @@ inline constexpr uint64_t device_aligned(uint64_t bytes) {
   return (bytes + kDeviceAlign - 1) / kDeviceAlign * kDeviceAlign;
 }
 
+// A stream of its own on the current device (non-blocking: it does not wait for the legacy
+// default stream), e.g. for work recorded as a CUDA graph, which the default stream cannot hold.
+class DeviceStream {
+ public:
+  DeviceStream();  // throws Error on a CUDA error
+  ~DeviceStream();
+  DeviceStream(const DeviceStream&) = delete;
+  DeviceStream& operator=(const DeviceStream&) = delete;
+
+  void* get() const { return stream_; }  // a cudaStream_t
+  void synchronize();                    // waits for its work; throws Error on a CUDA error
+  bool capturing() const;                // whether a graph capture is recording it
+
+ private:
+  void* stream_ = nullptr;
+};
+
 // One device allocation of `capacity` bytes handed out in aligned pieces, released together.
 class DeviceArena {
  public:

@@ -134,6 +134,30 @@ TEST(CudaEngine, GreedyTokensEqualTheCpuEngines) {
   }
 }
 
+// Decode steps as CUDA graphs (the default) and launch by launch give the same tokens: the
+// graphs run the same kernels with each step's arguments, including the steps that evict.
+TEST(CudaEngine, DecodeGraphsGiveTheTokensOfLaunchByLaunch) {
+  MOMENTKV_SKIP_WITHOUT_CUDA_DEVICE();
+  for (const char* rel : {kModels[0], kModels[4]}) {
+    auto model = Model::load(test::model_path(rel));
+    auto tok = Tokenizer::create(model->file());
+    const std::vector<int32_t> prompt = tok->encode("Once upon a time", true, true);
+    CudaModel on_device(*model, 16);
+    for (const char* policy : {"full", "moment"}) {
+      SCOPED_TRACE(std::string(rel) + ", " + policy);
+      EngineOptions off = options(policy);
+      off.cuda_graph = false;
+      CudaEngine graphs(on_device, options(policy));
+      CudaEngine launches(on_device, off);
+      EXPECT_EQ(greedy(graphs, prompt, kTokens), greedy(launches, prompt, kTokens));
+      EXPECT_EQ(launches.decode_graphs(), "launch by launch (off)");
+      // 63 decode steps; all but the first and (moment) the first evicting one update in place.
+      const std::string how = graphs.decode_graphs();
+      EXPECT_EQ(how.rfind("graphs (" + std::to_string(kTokens - 1) + " steps, ", 0), 0u) << how;
+    }
+  }
+}
+
 TEST(CudaEngine, PromptLogitsMatchTheCpuEngine) {
   MOMENTKV_SKIP_WITHOUT_CUDA_DEVICE();
   CpuBackend backend(2);
