@@ -447,7 +447,6 @@ int cmd_bench(int argc, char** argv) {
   const std::vector<int32_t> gen = bench_tokens(n_gen, c.n_vocab, 2);
   Figure pp{"pp" + std::to_string(n_prompt), n_prompt, 1, traffic.per_pass(n_prompt), {}};
   Figure tg{"tg" + std::to_string(n_gen), n_gen, n_gen, traffic.per_pass(1), {}};
-  Figure tg_launches{"tg-nograph", n_gen, n_gen, traffic.per_pass(1), {}};
   for (int rep = -1; rep < reps; ++rep) {
     engine.reset();
     if (n_prompt > 0) {

@@ -51,16 +51,13 @@ struct CudaModel::State {
   int32_t n_batch;
   int device;
   DeviceInfo info;
-  cudaStream_t stream = nullptr;
+  std::unique_ptr<DeviceStream> stream;  // made once the device is current
   std::unique_ptr<DeviceArena> arena;
   std::unique_ptr<DeviceModel> weights;
   std::unique_ptr<Gemm> gemm;
   ForwardBuffers buffers;
 
   State(const Model& m, int32_t nb, int dev) : model(m), n_batch(clamp_batch(nb)), device(dev) {}
-  ~State() {
-    if (stream) cudaStreamDestroy(stream);
-  }
 };
 
 std::optional<std::string> CudaModel::unsupported(const Model& model) {
@@ -108,7 +105,7 @@ CudaModel::CudaModel(const Model& model, int32_t n_batch, int device)
   State& s = *s_;
   check_cuda(cudaSetDevice(device), "cudaSetDevice");
   s.info = device_info(device);
-  check_cuda(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  s.stream = std::make_unique<DeviceStream>();
   s.arena = std::make_unique<DeviceArena>(device_bytes_needed(model, s.n_batch));
   s.weights = std::make_unique<DeviceModel>(model, *s.arena);
   for_each_buffer(s.buffers, model.config(), s.n_batch, [&](auto*& p, uint64_t bytes) {
@@ -141,7 +138,7 @@ const ForwardBuffers& CudaModel::buffers() const {
   return s_->buffers;
 }
 void* CudaModel::stream() const {
-  return s_->stream;
+  return s_->stream->get();
 }
 uint64_t CudaModel::device_bytes() const {
   return s_->arena->capacity();
