@@ -159,7 +159,8 @@ Table avx2_table() {
 
 // The AVX2 table with one VNNI namespace's integer dots (MOMENTKV_VNNI_DECLS in quants.h):
 // Q4_0, Q5_0 and Q8_0 share that namespace's activation layout (Q8_0 blocks, then its per-row
-// data), so all three take its quantize_act. AVX-VNNI appends per-row sums and scales
+// data), so all three take its quantize_act; Q4_K and Q6_K take its dots (kquants.h) on avx2's
+// Q8_K activations. AVX-VNNI appends per-row sums and scales
 // (avxvnni/quants.cpp); AVX-512 VNNI per four blocks their quants, corrections and scales
 // (avx512/quants.cpp).
 #define MOMENTKV_VNNI_TABLE(ns)                                                          \
@@ -176,6 +177,14 @@ Table avx2_table() {
     vnni(GgmlType::Q4_0, ns::dot_q8_0_q4_0, ns::dot_q8_0_q4_0_x2, ns::dot_q8_0_q4_0_x4); \
     vnni(GgmlType::Q5_0, ns::dot_q8_0_q5_0, ns::dot_q8_0_q5_0_x2, ns::dot_q8_0_q5_0_x4); \
     vnni(GgmlType::Q8_0, ns::dot_q8_0_q8_0, ns::dot_q8_0_q8_0_x2, ns::dot_q8_0_q8_0_x4); \
+    auto kdots = [&t](GgmlType type, DotAct dot, DotActN dot2, DotActN dot4) {           \
+      TypeKernels& k = t[type_index(type)];                                              \
+      k.dot_act = dot;                                                                   \
+      k.dot_act_2 = dot2;                                                                \
+      k.dot_act_4 = dot4;                                                                \
+    };                                                                                   \
+    kdots(GgmlType::Q4_K, ns::dot_q8k_q4_k, ns::dot_q8k_q4_k_x2, ns::dot_q8k_q4_k_x4);   \
+    kdots(GgmlType::Q6_K, ns::dot_q8k_q6_k, ns::dot_q8k_q6_k_x2, ns::dot_q8k_q6_k_x4);   \
     return t;                                                                            \
   }()
 

@@ -1,17 +1,21 @@
 // K-quant kernels (kernels/cpu/kquants.h): layout proofs on hand-built blocks, reference
-// quantizer round-trip error bounds, the Q8_K activation quantizer, and every fast path (AVX2 here;
-// NEON on aarch64) against the scalar oracle.
+// quantizer round-trip error bounds, the Q8_K activation quantizer, and every fast path (AVX2,
+// AVX-VNNI and AVX-512 VNNI here; NEON on aarch64) against the scalar oracle; the VNNI dots
+// against AVX2's, bit for bit.
 #include "kernels/cpu/kquants.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/tensor/fp16.h"
+#include "kernels/cpu/type_kernels.h"
 
 namespace momentkv::kernels {
 namespace {
@@ -279,6 +283,11 @@ struct IsaPaths {
   decltype(&scalar::dot_q8k_q4_k) dot_q8k[3];
 };
 
+bool isa_supported(Isa isa) {
+  const std::vector<Isa> isas = supported_isas();
+  return std::find(isas.begin(), isas.end(), isa) != isas.end();
+}
+
 std::vector<IsaPaths> fast_isas() {
   std::vector<IsaPaths> isas;
 #if MOMENTKV_HAVE_AVX2
@@ -291,6 +300,19 @@ std::vector<IsaPaths> fast_isas() {
                   {avx2::dot_f32_q4_k, avx2::dot_f32_q5_k, avx2::dot_f32_q6_k},
                   avx2::quantize_q8_k,
                   {avx2::dot_q8k_q4_k, avx2::dot_q8k_q5_k, avx2::dot_q8k_q6_k}});
+  // The VNNI sets: avx2's kernels but their own Q4_K and Q6_K dots.
+  isas.push_back({"avx-vnni",
+                  [] { return isa_supported(Isa::kAvxVnni); },
+                  {avx2::dequantize_q4_k, avx2::dequantize_q5_k, avx2::dequantize_q6_k},
+                  {avx2::dot_f32_q4_k, avx2::dot_f32_q5_k, avx2::dot_f32_q6_k},
+                  avx2::quantize_q8_k,
+                  {avxvnni::dot_q8k_q4_k, avx2::dot_q8k_q5_k, avxvnni::dot_q8k_q6_k}});
+  isas.push_back({"avx512-vnni",
+                  [] { return isa_supported(Isa::kAvx512Vnni); },
+                  {avx2::dequantize_q4_k, avx2::dequantize_q5_k, avx2::dequantize_q6_k},
+                  {avx2::dot_f32_q4_k, avx2::dot_f32_q5_k, avx2::dot_f32_q6_k},
+                  avx2::quantize_q8_k,
+                  {avx512::dot_q8k_q4_k, avx2::dot_q8k_q5_k, avx512::dot_q8k_q6_k}});
 #endif
 #if MOMENTKV_HAVE_NEON
   isas.push_back({"neon",
@@ -393,6 +415,66 @@ TEST(KQuantsFastPaths, ExtremeValuesDoNotSaturate) {
     }
   }
 }
+
+#if MOMENTKV_HAVE_AVX2
+// The VNNI Q4_K and Q6_K dots differ from AVX2's only in how exact integer sums are formed
+// (kernels/cpu/avx2/kquant_dots.h): the same bits, one row or several at a time.
+TEST(KQuantsFastPaths, VnniDotsEqualAvx2BitForBit) {
+  using Dot = float (*)(const void*, const void*, int64_t);
+  using Rows = void (*)(const void*, const void*, int64_t, int64_t, float*);
+  struct Set {
+    Isa isa;
+    Dot dot[2];  // Q4_K, Q6_K
+    Rows x4[2];
+    Rows x2[2];
+  };
+  const Set sets[] = {{Isa::kAvxVnni,
+                       {avxvnni::dot_q8k_q4_k, avxvnni::dot_q8k_q6_k},
+                       {avxvnni::dot_q8k_q4_k_x4, avxvnni::dot_q8k_q6_k_x4},
+                       {avxvnni::dot_q8k_q4_k_x2, avxvnni::dot_q8k_q6_k_x2}},
+                      {Isa::kAvx512Vnni,
+                       {avx512::dot_q8k_q4_k, avx512::dot_q8k_q6_k},
+                       {avx512::dot_q8k_q4_k_x4, avx512::dot_q8k_q6_k_x4},
+                       {avx512::dot_q8k_q4_k_x2, avx512::dot_q8k_q6_k_x2}}};
+  const Dot avx2_dot[2] = {avx2::dot_q8k_q4_k, avx2::dot_q8k_q6_k};
+  const KType* types[2] = {&kTypes[0], &kTypes[2]};
+  const int64_t n = 24 * kQk;
+  const int64_t row = n / kQk * static_cast<int64_t>(kQ8KBytes);
+  std::vector<uint8_t> xq(static_cast<size_t>(4 * row));
+  for (int k = 0; k < 4; ++k) {
+    const std::vector<float> x = gaussian(n, 61 + static_cast<uint32_t>(k), k == 3 ? 30.0f : 1.0f);
+    avx2::quantize_q8_k(x.data(), xq.data() + k * row, n);
+  }
+  int checked = 0;
+  for (const Set& set : sets) {
+    if (!isa_supported(set.isa)) {
+      std::printf("%s not supported by this CPU: skipped\n", isa_name(set.isa));
+      continue;
+    }
+    for (int it = 0; it < 2; ++it) {
+      const KType& t = *types[it];
+      SCOPED_TRACE(std::string(isa_name(set.isa)) + " " + t.name);
+      for (uint32_t seed : {1u, 2u}) {
+        const std::vector<uint8_t> q =
+            seed == 1 ? random_blocks(t, n / kQk, 71 + it) : quantize(t, gaussian(n, 81 + it));
+        float four[4], two[2];
+        set.x4[it](q.data(), xq.data(), row, n, four);
+        set.x2[it](q.data(), xq.data() + 2 * row, row, n, two);
+        for (int k = 0; k < 4; ++k) {
+          const float want = avx2_dot[it](q.data(), xq.data() + k * row, n);
+          EXPECT_EQ(set.dot[it](q.data(), xq.data() + k * row, n), want) << "row " << k;
+          EXPECT_EQ(four[k], want) << "x4 row " << k;
+          if (k >= 2) {
+            EXPECT_EQ(two[k - 2], want) << "x2 row " << k;
+          }
+        }
+        ++checked;
+      }
+    }
+  }
+  if (checked == 0) GTEST_SKIP() << "no VNNI on this CPU";
+}
+#endif
 
 }  // namespace
 }  // namespace momentkv::kernels

@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "core/tensor/fp16.h"
+#include "kernels/cpu/avx2/kquant_dots.h"
 #include "kernels/cpu/avx2/simd.h"
 #include "kernels/cpu/kquant_blocks.h"
 #include "kernels/cpu/kquants.h"
@@ -27,23 +28,22 @@ namespace {
 constexpr int kQk = kQkBlock;
 
 using x86::hsum;
+using x86::loadu;
+using x86::mins_for_bsums;
+using x86::unpack_q6_half;
+
+// Products of 16-bit pairs added into i32 sums without VNNI: madd, then add (kquant_dots.h).
+struct MaddAdd {
+  static __m256i add(__m256i sum, __m256i pairs, __m256i scales) {
+    return _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, scales));
+  }
+};
 
 inline int32_t hsum(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
   return _mm_cvtsi128_si32(s);
-}
-
-inline __m256i loadu(const void* p) {
-  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
-}
-
-// 16 × i16 with lanes 2j and 2j+1 equal to m[j]: multiplies bsums so that the madd gives the
-// per-sub-block Σ m[j]·(bsum[2j] + bsum[2j+1]).
-inline __m256i mins_for_bsums(const uint8_t* m) {
-  const __m128i m8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(m));
-  return _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
 }
 
 // Eight consecutive bytes of `v` starting at byte 8·t (t = 0..3), widened to f32.
@@ -72,112 +72,6 @@ inline void fma_affine_32(__m256i q, float a, float c, const float* x, __m256 ac
 
 inline float hsum4(const __m256 acc[4]) {
   return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-}
-
-// The four 32-byte vectors of 6-bit values (0..63) of Q6_K half h: quarter k holds elements
-// 128h + 32k .. +31.
-inline void unpack_q6_half(const BlockQ6K& b, int h, __m256i q[4]) {
-  const __m256i mask4 = _mm256_set1_epi8(0x0f);
-  const __m256i mask_top = _mm256_set1_epi8(0x30);
-  const __m256i ql0 = loadu(b.ql + 64 * h);
-  const __m256i ql1 = loadu(b.ql + 64 * h + 32);
-  const __m256i qh = loadu(b.qh + 32 * h);
-  // Top bits moved to bits 4-5 of each byte; 16-bit shifts are safe after masking.
-  const __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(qh, 4), mask_top);
-  const __m256i h1 = _mm256_and_si256(_mm256_slli_epi16(qh, 2), mask_top);
-  const __m256i h2 = _mm256_and_si256(qh, mask_top);
-  const __m256i h3 = _mm256_and_si256(_mm256_srli_epi16(qh, 2), mask_top);
-  q[0] = _mm256_or_si256(_mm256_and_si256(ql0, mask4), h0);
-  q[1] = _mm256_or_si256(_mm256_and_si256(ql1, mask4), h1);
-  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), mask4), h2);
-  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), mask4), h3);
-}
-
-// Q4_K against N activation rows (xq + k * x_stride bytes): the weight unpacking (nibbles,
-// scales, mins) is done once per super-block for all rows. Integer sums are exact, and each row
-// sees the same float operations in the same order whatever N is (N = 1 and N = 4 agree bit for
-// bit).
-template <int N>
-void dot_q8k_q4_k_n(const void* w, const void* xq, int64_t x_stride, int64_t n, float* out) {
-  const auto* wb = static_cast<const BlockQ4K*>(w);
-  const BlockQ8K* xb[N];
-  for (int k = 0; k < N; ++k) {
-    xb[k] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(xq) + k * x_stride);
-  }
-  const __m256i mask4 = _mm256_set1_epi8(0x0f);
-  __m256 acc[N];
-  for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
-  for (int64_t ib = 0; ib < n / kQk; ++ib) {
-    const BlockQ4K& b = wb[ib];
-    const ScalesMins sm = unpack_scales_mins(b.scales);
-    const __m256i m16 = mins_for_bsums(sm.m);
-    __m256i sum_q[N];  // 8 × i32 partial Σ sc·q·qx per row
-    for (int k = 0; k < N; ++k) sum_q[k] = _mm256_setzero_si256();
-    for (int c = 0; c < 4; ++c) {
-      const __m256i q = loadu(b.qs + 32 * c);
-      const __m256i q_lo = _mm256_and_si256(q, mask4);
-      const __m256i q_hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask4);
-      const __m256i sc_lo = _mm256_set1_epi16(static_cast<int16_t>(sm.sc[2 * c]));
-      const __m256i sc_hi = _mm256_set1_epi16(static_cast<int16_t>(sm.sc[2 * c + 1]));
-      for (int k = 0; k < N; ++k) {
-        const int8_t* x = xb[k][ib].qs + 64 * c;
-        const __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(q_lo, loadu(x)), sc_lo);
-        const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(q_hi, loadu(x + 32)), sc_hi);
-        sum_q[k] = _mm256_add_epi32(sum_q[k], _mm256_add_epi32(p_lo, p_hi));
-      }
-    }
-    const float dw = fp16_to_fp32(b.d);
-    const float dmin_w = fp16_to_fp32(b.dmin);
-    for (int k = 0; k < N; ++k) {
-      const BlockQ8K& a = xb[k][ib];
-      const __m256i mins = _mm256_madd_epi16(loadu(a.bsums), m16);  // 8 × i32
-      acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(a.d * dw), _mm256_cvtepi32_ps(sum_q[k]), acc[k]);
-      acc[k] = _mm256_fnmadd_ps(_mm256_set1_ps(a.d * dmin_w), _mm256_cvtepi32_ps(mins), acc[k]);
-    }
-  }
-  for (int k = 0; k < N; ++k) out[k] = hsum(acc[k]);
-}
-
-// Q6_K against N activation rows, unpacked once per super-block; as dot_q8k_q4_k_n.
-template <int N>
-void dot_q8k_q6_k_n(const void* w, const void* xq, int64_t x_stride, int64_t n, float* out) {
-  const auto* wb = static_cast<const BlockQ6K*>(w);
-  const BlockQ8K* xb[N];
-  for (int k = 0; k < N; ++k) {
-    xb[k] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(xq) + k * x_stride);
-  }
-  __m256 acc[N];
-  for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
-  for (int64_t ib = 0; ib < n / kQk; ++ib) {
-    const BlockQ6K& b = wb[ib];
-    const __m256i scales16 =
-        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
-    __m256i sum_q[N];
-    for (int k = 0; k < N; ++k) {
-      // −32·Σ_g scale[g]·bsum[g]: the offset of every q, applied once per block.
-      sum_q[k] = _mm256_slli_epi32(_mm256_madd_epi16(scales16, loadu(xb[k][ib].bsums)), 5);
-      sum_q[k] = _mm256_sub_epi32(_mm256_setzero_si256(), sum_q[k]);
-    }
-    for (int h = 0; h < 2; ++h) {
-      __m256i q[4];
-      unpack_q6_half(b, h, q);
-      for (int j = 0; j < 4; ++j) {
-        const int g = 8 * h + 2 * j;  // groups g (bytes 0-15) and g + 1 (bytes 16-31)
-        const __m256i sc =
-            _mm256_set_m128i(_mm_set1_epi16(b.scales[g + 1]), _mm_set1_epi16(b.scales[g]));
-        for (int k = 0; k < N; ++k) {
-          const __m256i p = _mm256_maddubs_epi16(q[j], loadu(xb[k][ib].qs + 128 * h + 32 * j));
-          sum_q[k] = _mm256_add_epi32(sum_q[k], _mm256_madd_epi16(p, sc));
-        }
-      }
-    }
-    const float dw = fp16_to_fp32(b.d);
-    for (int k = 0; k < N; ++k) {
-      acc[k] =
-          _mm256_fmadd_ps(_mm256_set1_ps(xb[k][ib].d * dw), _mm256_cvtepi32_ps(sum_q[k]), acc[k]);
-    }
-  }
-  for (int k = 0; k < N; ++k) out[k] = hsum(acc[k]);
 }
 
 }  // namespace
@@ -417,28 +311,6 @@ float dot_q8k_q5_k(const void* w, const void* xq, int64_t n) {
   return hsum(acc);
 }
 
-float dot_q8k_q4_k(const void* w, const void* xq, int64_t n) {
-  float out;
-  dot_q8k_q4_k_n<1>(w, xq, 0, n, &out);
-  return out;
-}
-void dot_q8k_q4_k_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
-  dot_q8k_q4_k_n<2>(w, xq, xq_stride, n, out);
-}
-void dot_q8k_q4_k_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
-  dot_q8k_q4_k_n<4>(w, xq, xq_stride, n, out);
-}
-
-float dot_q8k_q6_k(const void* w, const void* xq, int64_t n) {
-  float out;
-  dot_q8k_q6_k_n<1>(w, xq, 0, n, &out);
-  return out;
-}
-void dot_q8k_q6_k_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
-  dot_q8k_q6_k_n<2>(w, xq, xq_stride, n, out);
-}
-void dot_q8k_q6_k_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) {
-  dot_q8k_q6_k_n<4>(w, xq, xq_stride, n, out);
-}
+MOMENTKV_KQUANT_DOTS(MaddAdd)
 
 }  // namespace momentkv::kernels::avx2
