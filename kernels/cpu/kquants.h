@@ -34,6 +34,8 @@ void quantize_q6_k(const float* src, void* dst, int64_t n);
 #define MOMENTKV_KQUANT_ROWS_DECLS                                                               \
   void dot_q8k_q4_k_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out); \
   void dot_q8k_q4_k_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out); \
+  void dot_q8k_q5_k_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out); \
+  void dot_q8k_q5_k_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out); \
   void dot_q8k_q6_k_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out); \
   void dot_q8k_q6_k_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out);
 
@@ -42,16 +44,18 @@ MOMENTKV_KQUANT_DECLS
 MOMENTKV_KQUANT_ROWS_DECLS
 }  // namespace avx2
 
-// AVX-VNNI (avxvnni/kquants.cpp) and AVX-512 VNNI (avx512/kquants.cpp): the Q4_K and Q6_K dots
-// of avx2 with vpdpwssd, the same bits (avx2/kquant_dots.h); Q8_K activations from
+// AVX-VNNI (avxvnni/kquants.cpp) and AVX-512 VNNI (avx512/kquants.cpp): the Q4_K, Q5_K and Q6_K
+// dots of avx2 with vpdpwssd, the same bits (avx2/kquant_dots.h); Q8_K activations from
 // avx2::quantize_q8_k. The other K-quant kernels are avx2's.
 namespace avxvnni {
 float dot_q8k_q4_k(const void* w, const void* xq, int64_t n);
+float dot_q8k_q5_k(const void* w, const void* xq, int64_t n);
 float dot_q8k_q6_k(const void* w, const void* xq, int64_t n);
 MOMENTKV_KQUANT_ROWS_DECLS
 }  // namespace avxvnni
 namespace avx512 {
 float dot_q8k_q4_k(const void* w, const void* xq, int64_t n);
+float dot_q8k_q5_k(const void* w, const void* xq, int64_t n);
 float dot_q8k_q6_k(const void* w, const void* xq, int64_t n);
 MOMENTKV_KQUANT_ROWS_DECLS
 }  // namespace avx512

@@ -147,10 +147,12 @@ Table avx2_table() {
   t[type_index(GgmlType::Q4_0)].dot_act_4 = dot_q8_0_q4_0_x4;
   t[type_index(GgmlType::Q8_0)].dot_act_4 = dot_q8_0_q8_0_x4;
   t[type_index(GgmlType::Q4_K)].dot_act_4 = dot_q8k_q4_k_x4;
+  t[type_index(GgmlType::Q5_K)].dot_act_4 = dot_q8k_q5_k_x4;
   t[type_index(GgmlType::Q6_K)].dot_act_4 = dot_q8k_q6_k_x4;
   t[type_index(GgmlType::Q4_0)].dot_act_2 = dot_q8_0_q4_0_x2;
   t[type_index(GgmlType::Q8_0)].dot_act_2 = dot_q8_0_q8_0_x2;
   t[type_index(GgmlType::Q4_K)].dot_act_2 = dot_q8k_q4_k_x2;
+  t[type_index(GgmlType::Q5_K)].dot_act_2 = dot_q8k_q5_k_x2;
   t[type_index(GgmlType::Q6_K)].dot_act_2 = dot_q8k_q6_k_x2;
   t[type_index(GgmlType::F32)].accumulate = accumulate_f32;
   t[type_index(GgmlType::F16)].accumulate = accumulate_f16;
@@ -159,10 +161,9 @@ Table avx2_table() {
 
 // The AVX2 table with one VNNI namespace's integer dots (MOMENTKV_VNNI_DECLS in quants.h):
 // Q4_0, Q5_0 and Q8_0 share that namespace's activation layout (Q8_0 blocks, then its per-row
-// data), so all three take its quantize_act; Q4_K and Q6_K take its dots (kquants.h) on avx2's
-// Q8_K activations. AVX-VNNI appends per-row sums and scales
-// (avxvnni/quants.cpp); AVX-512 VNNI per four blocks their quants, corrections and scales
-// (avx512/quants.cpp).
+// data), so all three take its quantize_act; Q4_K, Q5_K and Q6_K take its dots (kquants.h) on
+// avx2's Q8_K activations. AVX-VNNI appends per-row sums and scales (avxvnni/quants.cpp); AVX-512
+// VNNI per four blocks their quants, corrections and scales (avx512/quants.cpp).
 #define MOMENTKV_VNNI_TABLE(ns)                                                          \
   [] {                                                                                   \
     Table t = avx2_table();                                                              \
@@ -184,6 +185,7 @@ Table avx2_table() {
       k.dot_act_4 = dot4;                                                                \
     };                                                                                   \
     kdots(GgmlType::Q4_K, ns::dot_q8k_q4_k, ns::dot_q8k_q4_k_x2, ns::dot_q8k_q4_k_x4);   \
+    kdots(GgmlType::Q5_K, ns::dot_q8k_q5_k, ns::dot_q8k_q5_k_x2, ns::dot_q8k_q5_k_x4);   \
     kdots(GgmlType::Q6_K, ns::dot_q8k_q6_k, ns::dot_q8k_q6_k_x2, ns::dot_q8k_q6_k_x4);   \
     return t;                                                                            \
   }()

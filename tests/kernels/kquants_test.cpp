@@ -300,19 +300,19 @@ std::vector<IsaPaths> fast_isas() {
                   {avx2::dot_f32_q4_k, avx2::dot_f32_q5_k, avx2::dot_f32_q6_k},
                   avx2::quantize_q8_k,
                   {avx2::dot_q8k_q4_k, avx2::dot_q8k_q5_k, avx2::dot_q8k_q6_k}});
-  // The VNNI sets: avx2's kernels but their own Q4_K and Q6_K dots.
+  // The VNNI sets: avx2's kernels but their own Q4_K, Q5_K and Q6_K dots.
   isas.push_back({"avx-vnni",
                   [] { return isa_supported(Isa::kAvxVnni); },
                   {avx2::dequantize_q4_k, avx2::dequantize_q5_k, avx2::dequantize_q6_k},
                   {avx2::dot_f32_q4_k, avx2::dot_f32_q5_k, avx2::dot_f32_q6_k},
                   avx2::quantize_q8_k,
-                  {avxvnni::dot_q8k_q4_k, avx2::dot_q8k_q5_k, avxvnni::dot_q8k_q6_k}});
+                  {avxvnni::dot_q8k_q4_k, avxvnni::dot_q8k_q5_k, avxvnni::dot_q8k_q6_k}});
   isas.push_back({"avx512-vnni",
                   [] { return isa_supported(Isa::kAvx512Vnni); },
                   {avx2::dequantize_q4_k, avx2::dequantize_q5_k, avx2::dequantize_q6_k},
                   {avx2::dot_f32_q4_k, avx2::dot_f32_q5_k, avx2::dot_f32_q6_k},
                   avx2::quantize_q8_k,
-                  {avx512::dot_q8k_q4_k, avx2::dot_q8k_q5_k, avx512::dot_q8k_q6_k}});
+                  {avx512::dot_q8k_q4_k, avx512::dot_q8k_q5_k, avx512::dot_q8k_q6_k}});
 #endif
 #if MOMENTKV_HAVE_NEON
   isas.push_back({"neon",
@@ -417,27 +417,27 @@ TEST(KQuantsFastPaths, ExtremeValuesDoNotSaturate) {
 }
 
 #if MOMENTKV_HAVE_AVX2
-// The VNNI Q4_K and Q6_K dots differ from AVX2's only in how exact integer sums are formed
+// The VNNI Q4_K, Q5_K and Q6_K dots differ from AVX2's only in how exact integer sums are formed
 // (kernels/cpu/avx2/kquant_dots.h): the same bits, one row or several at a time.
 TEST(KQuantsFastPaths, VnniDotsEqualAvx2BitForBit) {
   using Dot = float (*)(const void*, const void*, int64_t);
   using Rows = void (*)(const void*, const void*, int64_t, int64_t, float*);
   struct Set {
     Isa isa;
-    Dot dot[2];  // Q4_K, Q6_K
-    Rows x4[2];
-    Rows x2[2];
+    Dot dot[3];  // Q4_K, Q5_K, Q6_K (kTypes' order)
+    Rows x4[3];
+    Rows x2[3];
   };
-  const Set sets[] = {{Isa::kAvxVnni,
-                       {avxvnni::dot_q8k_q4_k, avxvnni::dot_q8k_q6_k},
-                       {avxvnni::dot_q8k_q4_k_x4, avxvnni::dot_q8k_q6_k_x4},
-                       {avxvnni::dot_q8k_q4_k_x2, avxvnni::dot_q8k_q6_k_x2}},
-                      {Isa::kAvx512Vnni,
-                       {avx512::dot_q8k_q4_k, avx512::dot_q8k_q6_k},
-                       {avx512::dot_q8k_q4_k_x4, avx512::dot_q8k_q6_k_x4},
-                       {avx512::dot_q8k_q4_k_x2, avx512::dot_q8k_q6_k_x2}}};
-  const Dot avx2_dot[2] = {avx2::dot_q8k_q4_k, avx2::dot_q8k_q6_k};
-  const KType* types[2] = {&kTypes[0], &kTypes[2]};
+  const Set sets[] = {
+      {Isa::kAvxVnni,
+       {avxvnni::dot_q8k_q4_k, avxvnni::dot_q8k_q5_k, avxvnni::dot_q8k_q6_k},
+       {avxvnni::dot_q8k_q4_k_x4, avxvnni::dot_q8k_q5_k_x4, avxvnni::dot_q8k_q6_k_x4},
+       {avxvnni::dot_q8k_q4_k_x2, avxvnni::dot_q8k_q5_k_x2, avxvnni::dot_q8k_q6_k_x2}},
+      {Isa::kAvx512Vnni,
+       {avx512::dot_q8k_q4_k, avx512::dot_q8k_q5_k, avx512::dot_q8k_q6_k},
+       {avx512::dot_q8k_q4_k_x4, avx512::dot_q8k_q5_k_x4, avx512::dot_q8k_q6_k_x4},
+       {avx512::dot_q8k_q4_k_x2, avx512::dot_q8k_q5_k_x2, avx512::dot_q8k_q6_k_x2}}};
+  const Dot avx2_dot[3] = {avx2::dot_q8k_q4_k, avx2::dot_q8k_q5_k, avx2::dot_q8k_q6_k};
   const int64_t n = 24 * kQk;
   const int64_t row = n / kQk * static_cast<int64_t>(kQ8KBytes);
   std::vector<uint8_t> xq(static_cast<size_t>(4 * row));
@@ -451,8 +451,8 @@ TEST(KQuantsFastPaths, VnniDotsEqualAvx2BitForBit) {
       std::printf("%s not supported by this CPU: skipped\n", isa_name(set.isa));
       continue;
     }
-    for (int it = 0; it < 2; ++it) {
-      const KType& t = *types[it];
+    for (int it = 0; it < 3; ++it) {
+      const KType& t = kTypes[it];
       SCOPED_TRACE(std::string(isa_name(set.isa)) + " " + t.name);
       for (uint32_t seed : {1u, 2u}) {
         const std::vector<uint8_t> q =

@@ -1,5 +1,5 @@
-// Q4_K and Q6_K weights against Q8_K activations with 256-bit integer dots, shared by the AVX2,
-// AVX-VNNI and AVX-512 VNNI kernel files. Each includes it with its own target flags, so
+// Q4_K, Q5_K and Q6_K weights against Q8_K activations with 256-bit integer dots, shared by the
+// AVX2, AVX-VNNI and AVX-512 VNNI kernel files. Each includes it with its own target flags, so
 // everything here is in an unnamed namespace (every translation unit compiles its own copy for
 // its own instruction set; see simd.h).
 //
@@ -80,31 +80,57 @@ inline void unpack_q6_half(const BlockQ6K& b, int h, __m256i q[4]) {
   q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), mask4), h3);
 }
 
-// Q4_K against N activation rows (xq + k * x_stride bytes): the weight unpacking (nibbles,
-// scales, mins) is done once per super-block for all rows. Each row sees the same float
-// operations in the same order whatever N is (N = 1 and N = 4 agree bit for bit). The low and
-// high halves of each chunk sum into separate registers (two dependency chains).
-template <typename PairSum, int N>
-void dot_q8k_q4_k_rows(const void* w, const void* xq, int64_t x_stride, int64_t n, float* out) {
-  const auto* wb = static_cast<const BlockQ4K*>(w);
+// The 4-bit (Q4_K) and 5-bit (Q5_K) quants of one super-block as unsigned bytes, chunk c (64
+// elements, 0..3) at a time: lo holds elements 64c .. 64c + 31, hi the next 32.
+struct Q4KQuants {
+  using Block = BlockQ4K;
+  explicit Q4KQuants(const Block&) {}
+  void chunk(const Block& b, int c, __m256i& lo, __m256i& hi) {
+    const __m256i mask4 = _mm256_set1_epi8(0x0f);
+    const __m256i q = loadu(b.qs + 32 * c);
+    lo = _mm256_and_si256(q, mask4);
+    hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask4);
+  }
+};
+struct Q5KQuants {
+  using Block = BlockQ5K;
+  __m256i qh;  // shifted right by 2 per chunk: bits 0/1 are the fifth bits of lo / hi
+  explicit Q5KQuants(const Block& b) : qh(loadu(b.qh)) {}
+  void chunk(const Block& b, int c, __m256i& lo, __m256i& hi) {
+    const __m256i mask4 = _mm256_set1_epi8(0x0f);
+    const __m256i q = loadu(b.qs + 32 * c);
+    lo = _mm256_or_si256(_mm256_and_si256(q, mask4),
+                         _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(1)), 4));
+    hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), mask4),
+                         _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(2)), 3));
+    qh = _mm256_srli_epi16(qh, 2);
+  }
+};
+
+// Q4_K or Q5_K (Quants) against N activation rows (xq + k * x_stride bytes): the weight
+// unpacking (quants, scales, mins) is done once per super-block for all rows. Each row sees the
+// same float operations in the same order whatever N is (N = 1 and N = 4 agree bit for bit). The
+// low and high halves of each chunk sum into separate registers (two dependency chains).
+template <typename Quants, typename PairSum, int N>
+void dot_q8k_q45_k_rows(const void* w, const void* xq, int64_t x_stride, int64_t n, float* out) {
+  const auto* wb = static_cast<const typename Quants::Block*>(w);
   const BlockQ8K* xb[N];
   for (int k = 0; k < N; ++k) {
     xb[k] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(xq) + k * x_stride);
   }
-  const __m256i mask4 = _mm256_set1_epi8(0x0f);
   __m256 acc[N];
   for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
   for (int64_t ib = 0; ib < n / kQkBlock; ++ib) {
-    const BlockQ4K& b = wb[ib];
+    const auto& b = wb[ib];
     __m256i sc16, m16;
     unpack_scales_mins(b.scales, sc16, m16);
+    Quants quants(b);
     __m256i sum_lo[N];  // 8 × i32 partial Σ sc·q·qx per row
     __m256i sum_hi[N];
     for (int k = 0; k < N; ++k) sum_lo[k] = sum_hi[k] = _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
-      const __m256i q = loadu(b.qs + 32 * c);
-      const __m256i q_lo = _mm256_and_si256(q, mask4);
-      const __m256i q_hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask4);
+      __m256i q_lo, q_hi;
+      quants.chunk(b, c, q_lo, q_hi);
       const __m256i sc_lo = _mm256_shuffle_epi8(sc16, scale_lane(2 * c));
       const __m256i sc_hi = _mm256_shuffle_epi8(sc16, scale_lane(2 * c + 1));
       for (int k = 0; k < N; ++k) {
@@ -126,7 +152,7 @@ void dot_q8k_q4_k_rows(const void* w, const void* xq, int64_t x_stride, int64_t 
   for (int k = 0; k < N; ++k) out[k] = hsum(acc[k]);
 }
 
-// Q6_K against N activation rows, unpacked once per super-block; as dot_q8k_q4_k_rows (the two
+// Q6_K against N activation rows, unpacked once per super-block; as dot_q8k_q45_k_rows (the two
 // halves of the super-block sum into separate registers).
 template <typename PairSum, int N>
 void dot_q8k_q6_k_rows(const void* w, const void* xq, int64_t x_stride, int64_t n, float* out) {
@@ -177,28 +203,21 @@ void dot_q8k_q6_k_rows(const void* w, const void* xq, int64_t x_stride, int64_t 
 }  // namespace
 }  // namespace momentkv::kernels::x86
 
-// The six Q4_K/Q6_K dot entry points of one instruction set's namespace (kquants.h), from the
-// templates above with that set's PairSum.
-#define MOMENTKV_KQUANT_DOTS(PairSum)                                                             \
-  float dot_q8k_q4_k(const void* w, const void* xq, int64_t n) {                                  \
-    float out;                                                                                    \
-    x86::dot_q8k_q4_k_rows<PairSum, 1>(w, xq, 0, n, &out);                                        \
-    return out;                                                                                   \
-  }                                                                                               \
-  void dot_q8k_q4_k_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) { \
-    x86::dot_q8k_q4_k_rows<PairSum, 2>(w, xq, xq_stride, n, out);                                 \
-  }                                                                                               \
-  void dot_q8k_q4_k_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) { \
-    x86::dot_q8k_q4_k_rows<PairSum, 4>(w, xq, xq_stride, n, out);                                 \
-  }                                                                                               \
-  float dot_q8k_q6_k(const void* w, const void* xq, int64_t n) {                                  \
-    float out;                                                                                    \
-    x86::dot_q8k_q6_k_rows<PairSum, 1>(w, xq, 0, n, &out);                                        \
-    return out;                                                                                   \
-  }                                                                                               \
-  void dot_q8k_q6_k_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) { \
-    x86::dot_q8k_q6_k_rows<PairSum, 2>(w, xq, xq_stride, n, out);                                 \
-  }                                                                                               \
-  void dot_q8k_q6_k_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) { \
-    x86::dot_q8k_q6_k_rows<PairSum, 4>(w, xq, xq_stride, n, out);                                 \
+// The nine Q4_K/Q5_K/Q6_K dot entry points of one instruction set's namespace (kquants.h), from
+// the templates above with that set's PairSum.
+#define MOMENTKV_KQUANT_DOT_SET(T, rows, ...)                                                      \
+  float dot_q8k_##T(const void* w, const void* xq, int64_t n) {                                    \
+    float out;                                                                                     \
+    x86::rows<__VA_ARGS__, 1>(w, xq, 0, n, &out);                                                  \
+    return out;                                                                                    \
+  }                                                                                                \
+  void dot_q8k_##T##_x2(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) { \
+    x86::rows<__VA_ARGS__, 2>(w, xq, xq_stride, n, out);                                           \
+  }                                                                                                \
+  void dot_q8k_##T##_x4(const void* w, const void* xq, int64_t xq_stride, int64_t n, float* out) { \
+    x86::rows<__VA_ARGS__, 4>(w, xq, xq_stride, n, out);                                           \
   }
+#define MOMENTKV_KQUANT_DOTS(PairSum)                                        \
+  MOMENTKV_KQUANT_DOT_SET(q4_k, dot_q8k_q45_k_rows, x86::Q4KQuants, PairSum) \
+  MOMENTKV_KQUANT_DOT_SET(q5_k, dot_q8k_q45_k_rows, x86::Q5KQuants, PairSum) \
+  MOMENTKV_KQUANT_DOT_SET(q6_k, dot_q8k_q6_k_rows, PairSum)

@@ -274,43 +274,6 @@ void quantize_q8_k(const float* src, void* dst, int64_t n) {
   }
 }
 
-float dot_q8k_q5_k(const void* w, const void* xq, int64_t n) {
-  const auto* wb = static_cast<const BlockQ5K*>(w);
-  const auto* xb = static_cast<const BlockQ8K*>(xq);
-  const __m256i mask4 = _mm256_set1_epi8(0x0f);
-  const __m256i bit0 = _mm256_set1_epi8(0x01);
-  const __m256i bit1 = _mm256_set1_epi8(0x02);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t ib = 0; ib < n / kQk; ++ib) {
-    const BlockQ5K& b = wb[ib];
-    const BlockQ8K& a = xb[ib];
-    const ScalesMins sm = unpack_scales_mins(b.scales);
-    const __m256i mins = _mm256_madd_epi16(loadu(a.bsums), mins_for_bsums(sm.m));
-    __m256i qh = loadu(b.qh);  // shifted right by 2 per chunk: bits 0/1 are the fifth bits
-    __m256i sum_q = _mm256_setzero_si256();
-    for (int c = 0; c < 4; ++c) {
-      const __m256i q = loadu(b.qs + 32 * c);
-      const __m256i q_lo = _mm256_or_si256(_mm256_and_si256(q, mask4),
-                                           _mm256_slli_epi16(_mm256_and_si256(qh, bit0), 4));
-      const __m256i q_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), mask4),
-                                           _mm256_slli_epi16(_mm256_and_si256(qh, bit1), 3));
-      qh = _mm256_srli_epi16(qh, 2);
-      const __m256i p_lo = _mm256_maddubs_epi16(q_lo, loadu(a.qs + 64 * c));
-      const __m256i p_hi = _mm256_maddubs_epi16(q_hi, loadu(a.qs + 64 * c + 32));
-      sum_q = _mm256_add_epi32(
-          sum_q, _mm256_madd_epi16(p_lo, _mm256_set1_epi16(static_cast<int16_t>(sm.sc[2 * c]))));
-      sum_q = _mm256_add_epi32(
-          sum_q,
-          _mm256_madd_epi16(p_hi, _mm256_set1_epi16(static_cast<int16_t>(sm.sc[2 * c + 1]))));
-    }
-    const float d = a.d * fp16_to_fp32(b.d);
-    const float dmin = a.d * fp16_to_fp32(b.dmin);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum_q), acc);
-    acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(mins), acc);
-  }
-  return hsum(acc);
-}
-
 MOMENTKV_KQUANT_DOTS(MaddAdd)
 
 }  // namespace momentkv::kernels::avx2

@@ -1,4 +1,4 @@
-// Q4_K and Q6_K weights against Q8_K activations on AVX-512 VNNI machines: the AVX2 kernels
+// Q4_K, Q5_K and Q6_K weights against Q8_K activations on AVX-512 VNNI machines: the AVX2 kernels
 // (avx2/kquant_dots.h) with one 256-bit vpdpwssd (EVEX, AVX-512 VL + VNNI: CPUs with AVX-512
 // VNNI need not have AVX-VNNI) where AVX2 needs a madd and an add. The same bits as avx2's; the
 // other K-quant kernels are avx2's. avx512/intrinsics.h comes first (see there).

@@ -1,6 +1,6 @@
-// Q4_K and Q6_K weights against Q8_K activations with AVX-VNNI: the AVX2 kernels
+// Q4_K, Q5_K and Q6_K weights against Q8_K activations with AVX-VNNI: the AVX2 kernels
 // (avx2/kquant_dots.h) with one vpdpwssd where AVX2 needs a madd and an add. The same bits as
-// avx2's; the other K-quant kernels (dequantization, f32 dots, Q5_K, quantize_q8_k) are avx2's.
+// avx2's; the other K-quant kernels (dequantization, f32 dots, quantize_q8_k) are avx2's.
 #include <immintrin.h>
 
 #include <cstdint>
