@@ -52,13 +52,29 @@ inline void unpack_scales_mins(const uint8_t* packed, __m256i& sc16, __m256i& m1
   m16 = mins_for_bsums(_mm_srli_si128(all, 8));
 }
 
-// A pshufb control that puts i16 lane j of a 128-bit half in every i16 lane of that half.
-inline __m128i lane16(int j) {
-  return _mm_set1_epi16(static_cast<int16_t>(((2 * j + 1) << 8) | (2 * j)));
-}
-// The same in both halves (for sc16 above).
+// pshufb controls, read from memory (as immediates they cost GCC four instructions each, and
+// with 16 ymm registers they do not stay in registers): lane[j] puts i16 lane j (0-7) of each
+// 128-bit half in all of that half's lanes; pair[p] puts lane 2p of the low half and lane 2p + 1
+// of the high half in all lanes of their halves.
+struct ScaleControls {
+  alignas(32) uint8_t lane[8][32];
+  alignas(32) uint8_t pair[4][32];
+  constexpr ScaleControls() : lane{}, pair{} {
+    for (int j = 0; j < 8; ++j) {
+      for (int i = 0; i < 32; ++i) lane[j][i] = static_cast<uint8_t>(2 * j + i % 2);
+    }
+    for (int p = 0; p < 4; ++p) {
+      for (int i = 0; i < 32; ++i) pair[p][i] = static_cast<uint8_t>(2 * (2 * p + i / 16) + i % 2);
+    }
+  }
+};
+constexpr ScaleControls kScaleControls;
+
 inline __m256i scale_lane(int j) {
-  return _mm256_broadcastsi128_si256(lane16(j));
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(kScaleControls.lane[j]));
+}
+inline __m256i scale_pair(int p) {
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(kScaleControls.pair[p]));
 }
 
 // The four 32-byte vectors of 6-bit values (0..63) of Q6_K half h: quarter k holds elements
@@ -182,9 +198,8 @@ void dot_q8k_q6_k_rows(const void* w, const void* xq, int64_t x_stride, int64_t 
       __m256i q[4];
       unpack_q6_half(b, h, q);
       for (int j = 0; j < 4; ++j) {
-        const int g = 8 * h + 2 * j;  // groups g (bytes 0-15) and g + 1 (bytes 16-31)
-        const __m256i sc =
-            _mm256_shuffle_epi8(half_scales[h], _mm256_set_m128i(lane16(g % 8 + 1), lane16(g % 8)));
+        // Groups 8h + 2j (bytes 0-15) and 8h + 2j + 1 (bytes 16-31).
+        const __m256i sc = _mm256_shuffle_epi8(half_scales[h], scale_pair(j));
         for (int k = 0; k < N; ++k) {
           const __m256i p = _mm256_maddubs_epi16(q[j], loadu(xb[k][ib].qs + 128 * h + 32 * j));
           sum_h[h][k] = PairSum::add(sum_h[h][k], p, sc);
