@@ -96,6 +96,14 @@ inline void unpack_q6_half(const BlockQ6K& b, int h, __m256i q[4]) {
   q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), mask4), h3);
 }
 
+// The Q8_K blocks of N activation rows, row k at xq + k * x_stride bytes.
+template <int N>
+void q8k_rows(const void* xq, int64_t x_stride, const BlockQ8K* (&xb)[N]) {
+  for (int k = 0; k < N; ++k) {
+    xb[k] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(xq) + k * x_stride);
+  }
+}
+
 // The 4-bit (Q4_K) and 5-bit (Q5_K) quants of one super-block as unsigned bytes, chunk c (64
 // elements, 0..3) at a time: lo holds elements 64c .. 64c + 31, hi the next 32.
 struct Q4KQuants {
@@ -131,9 +139,7 @@ template <typename Quants, typename PairSum, int N>
 void dot_q8k_q45_k_rows(const void* w, const void* xq, int64_t x_stride, int64_t n, float* out) {
   const auto* wb = static_cast<const typename Quants::Block*>(w);
   const BlockQ8K* xb[N];
-  for (int k = 0; k < N; ++k) {
-    xb[k] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(xq) + k * x_stride);
-  }
+  q8k_rows(xq, x_stride, xb);
   __m256 acc[N];
   for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
   for (int64_t ib = 0; ib < n / kQkBlock; ++ib) {
@@ -174,9 +180,7 @@ template <typename PairSum, int N>
 void dot_q8k_q6_k_rows(const void* w, const void* xq, int64_t x_stride, int64_t n, float* out) {
   const auto* wb = static_cast<const BlockQ6K*>(w);
   const BlockQ8K* xb[N];
-  for (int k = 0; k < N; ++k) {
-    xb[k] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(xq) + k * x_stride);
-  }
+  q8k_rows(xq, x_stride, xb);
   __m256 acc[N];
   for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
   for (int64_t ib = 0; ib < n / kQkBlock; ++ib) {
