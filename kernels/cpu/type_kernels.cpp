@@ -167,26 +167,23 @@ Table avx2_table() {
 #define MOMENTKV_VNNI_TABLE(ns)                                                          \
   [] {                                                                                   \
     Table t = avx2_table();                                                              \
-    auto vnni = [&t](GgmlType type, DotAct dot, DotActN dot2, DotActN dot4) {            \
+    auto dots = [&t](GgmlType type, DotAct dot, DotActN dot2, DotActN dot4) {            \
       TypeKernels& k = t[type_index(type)];                                              \
-      k.quantize_act = ns::quantize_q8_0;                                                \
-      k.act_row_bytes = ns::act_row_bytes_q8_0;                                          \
       k.dot_act = dot;                                                                   \
       k.dot_act_2 = dot2;                                                                \
       k.dot_act_4 = dot4;                                                                \
+    };                                                                                   \
+    auto vnni = [&t, &dots](GgmlType type, DotAct dot, DotActN dot2, DotActN dot4) {     \
+      t[type_index(type)].quantize_act = ns::quantize_q8_0;                              \
+      t[type_index(type)].act_row_bytes = ns::act_row_bytes_q8_0;                        \
+      dots(type, dot, dot2, dot4);                                                       \
     };                                                                                   \
     vnni(GgmlType::Q4_0, ns::dot_q8_0_q4_0, ns::dot_q8_0_q4_0_x2, ns::dot_q8_0_q4_0_x4); \
     vnni(GgmlType::Q5_0, ns::dot_q8_0_q5_0, ns::dot_q8_0_q5_0_x2, ns::dot_q8_0_q5_0_x4); \
     vnni(GgmlType::Q8_0, ns::dot_q8_0_q8_0, ns::dot_q8_0_q8_0_x2, ns::dot_q8_0_q8_0_x4); \
-    auto kdots = [&t](GgmlType type, DotAct dot, DotActN dot2, DotActN dot4) {           \
-      TypeKernels& k = t[type_index(type)];                                              \
-      k.dot_act = dot;                                                                   \
-      k.dot_act_2 = dot2;                                                                \
-      k.dot_act_4 = dot4;                                                                \
-    };                                                                                   \
-    kdots(GgmlType::Q4_K, ns::dot_q8k_q4_k, ns::dot_q8k_q4_k_x2, ns::dot_q8k_q4_k_x4);   \
-    kdots(GgmlType::Q5_K, ns::dot_q8k_q5_k, ns::dot_q8k_q5_k_x2, ns::dot_q8k_q5_k_x4);   \
-    kdots(GgmlType::Q6_K, ns::dot_q8k_q6_k, ns::dot_q8k_q6_k_x2, ns::dot_q8k_q6_k_x4);   \
+    dots(GgmlType::Q4_K, ns::dot_q8k_q4_k, ns::dot_q8k_q4_k_x2, ns::dot_q8k_q4_k_x4);    \
+    dots(GgmlType::Q5_K, ns::dot_q8k_q5_k, ns::dot_q8k_q5_k_x2, ns::dot_q8k_q5_k_x4);    \
+    dots(GgmlType::Q6_K, ns::dot_q8k_q6_k, ns::dot_q8k_q6_k_x2, ns::dot_q8k_q6_k_x4);    \
     return t;                                                                            \
   }()
 

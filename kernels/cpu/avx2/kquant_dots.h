@@ -37,7 +37,7 @@ inline __m256i mins_for_bsums(const uint8_t* m) {
 
 // unpack_scales_mins (kquant_blocks.h) in vector registers: the eight 6-bit scales as i16 lanes
 // 0-7 of both 128-bit halves of sc16, and the mins as mins_for_bsums gives them. Reads 16 bytes
-// from `packed` (the block's 12 scale bytes and the first 4 of its quants).
+// from `packed`: the block's 12 scale bytes and the 4 after them, still inside the block.
 inline void unpack_scales_mins(const uint8_t* packed, __m256i& sc16, __m256i& m16) {
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed));  // w0 w1 w2 -
   const __m128i k4 = _mm_set1_epi8(0x0f);
