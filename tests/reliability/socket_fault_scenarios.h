@@ -508,7 +508,9 @@ struct SlowReaderParams {
   size_t output_cap = 64 << 10;  // [server] output_buffer_bytes for the cap case
   int write_timeout_ms = 3000;   // [server] write_timeout_ms for the deadline case
   int stuck_readers = 2;         // held while another client is timed
-  int rate_samples = 7;          // 256-token requests timed per phase (median)
+  // 256-token requests timed per phase (median): ~0.3 s of them, so that a hiccup of a shared
+  // host that slows a few does not move it.
+  int rate_samples = 21;
 };
 
 // Median decode tokens/s of `n` 256-token requests.
