@@ -283,10 +283,12 @@ struct IsaPaths {
   decltype(&scalar::dot_q8k_q4_k) dot_q8k[3];
 };
 
+#if MOMENTKV_HAVE_AVX2
 bool isa_supported(Isa isa) {
   const std::vector<Isa> isas = supported_isas();
   return std::find(isas.begin(), isas.end(), isa) != isas.end();
 }
+#endif
 
 std::vector<IsaPaths> fast_isas() {
   std::vector<IsaPaths> isas;
