@@ -344,9 +344,8 @@ struct SlowlorisParams {
   int latency_samples = 300;    // before and after the attack; during it, as many as fit
   int sample_gap_ms = 5;        // between a good client's requests, so that the samples under
                                 // attack span all of it (connects, bytes and closes included)
-  int waves = 3;  // attacks one after another, each followed by latency_samples of calm: the
-                  // p99 under attack is over all waves' samples, so that one hiccup of a shared
-                  // host does not decide it
+  int waves = 3;  // attacks one after another, each followed by latency_samples of calm; the
+                  // check takes the median of the waves' p99s under attack
 };
 
 // One slowloris wave: p.connections slow clients, each on its own phase (connection i connects at
@@ -459,11 +458,15 @@ inline void slowloris(const SlowlorisParams& p) {
   // process's burst, not the daemon).
   const std::string request = http_request("POST", "/v1/completions", completion(16, false));
   std::vector<double> during;
-  double p99_after = 0;  // the worst of the calm phases after the waves
+  std::vector<double> wave_p99;  // each wave's own p99 under attack
+  double p99_after = 0;          // the worst of the calm phases after the waves
   int closed = 0, failed_connects = 0;
   double first = 1e18, last = 0;
   for (int w = 0; w < p.waves; ++w) {
+    const size_t from = during.size();
     const SlowlorisWave wave = slowloris_wave(sock, p, request, [&] { sample(during); });
+    wave_p99.push_back(percentile(
+        std::vector<double>(during.begin() + static_cast<std::ptrdiff_t>(from), during.end()), 99));
     std::vector<double> after;
     for (int i = 0; i < p.latency_samples; ++i) sample(after);
     p99_after = std::max(p99_after, percentile(after, 99));
@@ -484,10 +487,16 @@ inline void slowloris(const SlowlorisParams& p) {
   EXPECT_EQ(std::count(during.begin(), during.end(), -1.0), 0) << "a good request failed";
   EXPECT_GE(during.size(), static_cast<size_t>(p.waves * p.read_deadline_ms / 40));  // 1 / 40 ms
   // Within 10 % of the baseline p99, the baseline being the worst of the p99s measured before
-  // and after the attacks (a shared runner's own jitter), plus 1 ms of scheduling slack.
+  // and after the attacks (a shared runner's own jitter), plus 1 ms of scheduling slack. The
+  // figure under attack is the median of the waves' p99s: an attack that slows the daemon slows
+  // every wave, while a slow spell of a shared host (CI runs saw the calm p50 go from 1.3 to
+  // 2.2 ms after a build) can hit one of them.
   const double reference = std::max(p99_before, p99_after);
+  std::vector<double> sorted_waves = wave_p99;
+  std::sort(sorted_waves.begin(), sorted_waves.end());
+  const double p99_waves = sorted_waves[sorted_waves.size() / 2];
   if (kTimingAsserts) {
-    EXPECT_LE(p99_during, reference * 1.10 + 1.0)
+    EXPECT_LE(p99_waves, reference * 1.10 + 1.0)
         << "p50 " << p50_base << " ms before, " << p50_during << " ms under attack";
   }
   figure("US-4", std::to_string(closed) + "/" + std::to_string(p.connections * p.waves) +
@@ -495,10 +504,10 @@ inline void slowloris(const SlowlorisParams& p) {
                      " waves) closed by the " + std::to_string(p.read_deadline_ms) +
                      " ms request-read deadline after " + fmt(first / 1000.0, 2) + "-" +
                      fmt(last / 1000.0, 2) + " s; good client p99 " + fmt(p99_before, 2) +
-                     " ms before / " + fmt(p99_during, 2) + " ms under attack / " +
-                     fmt(p99_after, 2) + " ms after (worst) (p50 " + fmt(p50_base, 2) + " vs " +
-                     fmt(p50_during, 2) + " ms; " + std::to_string(during.size()) +
-                     " requests under attack, 0 failed)");
+                     " ms before / " + fmt(p99_during, 2) + " ms under attack (the waves' median " +
+                     fmt(p99_waves, 2) + ") / " + fmt(p99_after, 2) + " ms after (worst) (p50 " +
+                     fmt(p50_base, 2) + " vs " + fmt(p50_during, 2) + " ms; " +
+                     std::to_string(during.size()) + " requests under attack, 0 failed)");
 }
 
 // ---- US-5 ----------------------------------------------------------------------------------
