@@ -44,7 +44,8 @@ std::span<const float> BatchDecoder::decode(std::span<Engine* const> engines,
         "BatchDecoder: an engine of another model, backend or precision");
     check(e->can_eval(1, Region::kDecode),
           "BatchDecoder: a sequence whose context or cache is full");
-    check(t >= 0 && t < e->n_vocab(), "token id " + std::to_string(t) + " is out of range");
+    check(t >= 0 && t < e->n_vocab(),
+          [&] { return "token id " + std::to_string(t) + " is out of range"; });
     for (int32_t j = 0; j < i; ++j) {
       check(engines[static_cast<size_t>(j)] != e, "BatchDecoder: an engine appears twice");
     }

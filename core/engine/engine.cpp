@@ -68,17 +68,21 @@ std::span<const float> Engine::eval(std::span<const int32_t> tokens, bool all_lo
                                     Region region) {
   const int32_t n = static_cast<int32_t>(tokens.size());
   check(n > 0, "eval: no tokens");
-  check(static_cast<int64_t>(n_past_) + n <= n_ctx_,
-        "context full: " + std::to_string(n_past_) + " + " + std::to_string(n) +
-            " tokens exceed the context of " + std::to_string(n_ctx_));
-  check(kv_.can_append(n, region), "KV cache full: " + std::to_string(n) +
-                                       (region == Region::kPrefill ? " prompt" : " generated") +
-                                       " tokens do not fit (" + std::to_string(max_prompt_) +
-                                       " prompt tokens and a decode budget of " +
-                                       std::to_string(kv_.config().decode_budget) + " reserved)");
+  check(static_cast<int64_t>(n_past_) + n <= n_ctx_, [&] {
+    return "context full: " + std::to_string(n_past_) + " + " + std::to_string(n) +
+           " tokens exceed the context of " + std::to_string(n_ctx_);
+  });
+  check(kv_.can_append(n, region), [&] {
+    return "KV cache full: " + std::to_string(n) +
+           (region == Region::kPrefill ? " prompt" : " generated") + " tokens do not fit (" +
+           std::to_string(max_prompt_) + " prompt tokens and a decode budget of " +
+           std::to_string(kv_.config().decode_budget) + " reserved)";
+  });
   for (int32_t t : tokens) {
-    check(t >= 0 && t < n_vocab(), "token id " + std::to_string(t) + " is out of range [0, " +
-                                       std::to_string(n_vocab()) + ")");
+    check(t >= 0 && t < n_vocab(), [&] {
+      return "token id " + std::to_string(t) + " is out of range [0, " + std::to_string(n_vocab()) +
+             ")";
+    });
   }
   const size_t nv = static_cast<size_t>(n_vocab());
   logits_.resize(all_logits ? nv * static_cast<size_t>(n) : nv);

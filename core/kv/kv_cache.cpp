@@ -184,14 +184,16 @@ void KvCache::check_invariants() const {
       check(c.n_used() <= capacity_, "KV invariant: lane over capacity");
       if (config_.evicts()) {
         if (config_.scope == KvScope::kDecode) {
-          check(c.n_prefill() == prompt_tokens_ || step_ == 0,
-                "KV invariant: a prompt token was evicted in decode scope (layer " +
-                    std::to_string(l) + ")");
-          check(c.n_decode() <= config_.decode_budget,
-                "KV invariant: " + std::to_string(c.n_decode()) +
-                    " generated tokens resident, "
-                    "budget " +
-                    std::to_string(config_.decode_budget));
+          check(c.n_prefill() == prompt_tokens_ || step_ == 0, [&] {
+            return "KV invariant: a prompt token was evicted in decode scope (layer " +
+                   std::to_string(l) + ")";
+          });
+          check(c.n_decode() <= config_.decode_budget, [&] {
+            return "KV invariant: " + std::to_string(c.n_decode()) +
+                   " generated tokens resident, "
+                   "budget " +
+                   std::to_string(config_.decode_budget);
+          });
         } else {
           check(c.n_used() <= prompt_tokens_ + config_.decode_budget,
                 "KV invariant: unified cache over its size");

@@ -15,7 +15,8 @@ KvCells::KvCells(int32_t capacity)
       score_(idx(capacity), 0.0f) {}
 
 int32_t KvCells::add(int32_t pos, Region region, int64_t step) {
-  check(n_used_ < capacity_, "KV lane full: " + std::to_string(capacity_) + " slots");
+  check(n_used_ < capacity_,
+        [&] { return "KV lane full: " + std::to_string(capacity_) + " slots"; });
   const int32_t s = n_used_++;
   pos_[idx(s)] = pos;
   region_[idx(s)] = region;
@@ -26,7 +27,8 @@ int32_t KvCells::add(int32_t pos, Region region, int64_t step) {
 }
 
 int32_t KvCells::remove(int32_t slot) {
-  check(slot >= 0 && slot < n_used_, "KV remove: slot " + std::to_string(slot) + " not in use");
+  check(slot >= 0 && slot < n_used_,
+        [&] { return "KV remove: slot " + std::to_string(slot) + " not in use"; });
   if (region_[idx(slot)] == Region::kPrefill) --n_prefill_;
   const int32_t last = --n_used_;
   if (slot != last) {
@@ -46,22 +48,28 @@ void KvCells::clear() {
 }
 
 void KvCells::check_invariants() const {
-  check(n_used_ >= 0 && n_used_ <= capacity_, "KV invariant: n_used " + std::to_string(n_used_) +
-                                                  " > capacity " + std::to_string(capacity_));
+  check(n_used_ >= 0 && n_used_ <= capacity_, [&] {
+    return "KV invariant: n_used " + std::to_string(n_used_) + " > capacity " +
+           std::to_string(capacity_);
+  });
   int32_t prefill = 0;
   std::unordered_set<int32_t> seen;
   for (int32_t s = 0; s < n_used_; ++s) {
-    check(pos_[idx(s)] >= 0, "KV invariant: slot " + std::to_string(s) + " has no position");
+    check(pos_[idx(s)] >= 0,
+          [&] { return "KV invariant: slot " + std::to_string(s) + " has no position"; });
     check(seen.insert(pos_[idx(s)]).second,
-          "KV invariant: position " + std::to_string(pos_[idx(s)]) + " held twice");
+          [&] { return "KV invariant: position " + std::to_string(pos_[idx(s)]) + " held twice"; });
     check(std::isfinite(score_[idx(s)]),
-          "KV invariant: slot " + std::to_string(s) + " has a non-finite score");
+          [&] { return "KV invariant: slot " + std::to_string(s) + " has a non-finite score"; });
     if (region_[idx(s)] == Region::kPrefill) ++prefill;
   }
-  check(prefill == n_prefill_, "KV invariant: prefill count " + std::to_string(n_prefill_) +
-                                   " but " + std::to_string(prefill) + " prefill slots");
+  check(prefill == n_prefill_, [&] {
+    return "KV invariant: prefill count " + std::to_string(n_prefill_) + " but " +
+           std::to_string(prefill) + " prefill slots";
+  });
   for (int32_t s = n_used_; s < capacity_; ++s) {
-    check(pos_[idx(s)] == -1, "KV invariant: free slot " + std::to_string(s) + " has a position");
+    check(pos_[idx(s)] == -1,
+          [&] { return "KV invariant: free slot " + std::to_string(s) + " has a position"; });
   }
 }
 

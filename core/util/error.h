@@ -5,6 +5,7 @@
 #include <source_location>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 namespace momentkv {
 
@@ -46,6 +47,24 @@ class Error : public std::runtime_error {
 inline void check(bool cond, const std::string& message,
                   SourceLocation loc = SourceLocation::current()) {
   if (!cond) throw Error(message, loc);
+}
+
+// The same for a literal message, which then becomes a string only when `cond` is false.
+inline void check(bool cond, const char* message, SourceLocation loc = SourceLocation::current()) {
+  if (!cond) [[unlikely]] {
+    throw Error(message, loc);
+  }
+}
+
+// The same with the message built only when `cond` is false (make_message returns it): for checks
+// on every token or in loops, where building the string each time would cost more than the test.
+template <typename MakeMessage>
+requires std::is_invocable_r_v<std::string, MakeMessage&>
+inline void check(bool cond, MakeMessage&& make_message,
+                  SourceLocation loc = SourceLocation::current()) {
+  if (!cond) [[unlikely]] {
+    throw Error(make_message(), loc);
+  }
 }
 
 }  // namespace momentkv

@@ -23,9 +23,10 @@ void CpuBackend::matmul(const WeightView& w, const float* x, int64_t n_tokens, f
 
 void CpuBackend::get_rows(const WeightView& w, const int32_t* ids, int64_t n_ids, float* out) {
   for (int64_t k = 0; k < n_ids; ++k) {
-    check(ids[k] >= 0 && ids[k] < w.n_out, "row " + std::to_string(ids[k]) + " of '" + w.name +
-                                               "' is out of range [0, " + std::to_string(w.n_out) +
-                                               ")");
+    check(ids[k] >= 0 && ids[k] < w.n_out, [&] {
+      return "row " + std::to_string(ids[k]) + " of '" + w.name + "' is out of range [0, " +
+             std::to_string(w.n_out) + ")";
+    });
   }
   kernels::get_rows(w.type, w.data, w.n_in, ids, n_ids, out);
 }

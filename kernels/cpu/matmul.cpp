@@ -29,8 +29,10 @@ constexpr int64_t kInlineQuantizeRows = 8;  // activation rows quantized on the 
 
 uint64_t checked_row_bytes(GgmlType t, int64_t n) {
   const auto bytes = row_bytes(t, static_cast<uint64_t>(n));
-  check(bytes.has_value(), "row of " + std::to_string(n) + " elements is not a whole number of " +
-                               type_name(t) + " blocks");
+  check(bytes.has_value(), [&] {
+    return "row of " + std::to_string(n) + " elements is not a whole number of " + type_name(t) +
+           " blocks";
+  });
   return *bytes;
 }
 
@@ -124,9 +126,10 @@ void matmul_parallel(ThreadPool& pool, const Dot& dot, const DotN* const multi[2
 
 void matmul(ThreadPool& pool, GgmlType w_type, const void* w, int64_t n_in, int64_t n_out,
             const float* x, int64_t n_tokens, float* y, MatmulMode mode) {
-  check(n_in > 0 && n_out >= 0 && n_tokens >= 0, "matmul shape n_in=" + std::to_string(n_in) +
-                                                     " n_out=" + std::to_string(n_out) +
-                                                     " n_tokens=" + std::to_string(n_tokens));
+  check(n_in > 0 && n_out >= 0 && n_tokens >= 0, [&] {
+    return "matmul shape n_in=" + std::to_string(n_in) + " n_out=" + std::to_string(n_out) +
+           " n_tokens=" + std::to_string(n_tokens);
+  });
   const TypeKernels& k = type_kernels(w_type);
   const uint64_t w_stride = checked_row_bytes(w_type, n_in);
   if (n_out == 0 || n_tokens == 0) return;
@@ -176,7 +179,7 @@ void get_rows(GgmlType t, const void* w, int64_t n_in, const int32_t* ids, int64
   const uint64_t stride = checked_row_bytes(t, n_in);
   const auto* wb = static_cast<const std::byte*>(w);
   for (int64_t i = 0; i < n_ids; ++i) {
-    check(ids[i] >= 0, "get_rows: negative row id " + std::to_string(ids[i]));
+    check(ids[i] >= 0, [&] { return "get_rows: negative row id " + std::to_string(ids[i]); });
     k.dequantize(wb + static_cast<uint64_t>(ids[i]) * stride, out + i * n_in, n_in);
   }
 }

@@ -328,9 +328,10 @@ bool has_avx2(Isa isa) {
 uint64_t act_row_bytes(const TypeKernels& k, int64_t n) {
   if (k.act_row_bytes != nullptr) return k.act_row_bytes(n);
   const auto bytes = row_bytes(k.act_type, static_cast<uint64_t>(n));
-  check(bytes.has_value(), "activation row of " + std::to_string(n) +
-                               " elements is not a whole number of " + type_name(k.act_type) +
-                               " blocks");
+  check(bytes.has_value(), [&] {
+    return "activation row of " + std::to_string(n) + " elements is not a whole number of " +
+           type_name(k.act_type) + " blocks";
+  });
   return *bytes;
 }
 
