@@ -1,7 +1,8 @@
 #include "core/kv/kv_cells.h"
 
+#include <algorithm>
 #include <cmath>
-#include <unordered_set>
+#include <vector>
 
 #include "core/util/error.h"
 
@@ -53,16 +54,20 @@ void KvCells::check_invariants() const {
            std::to_string(capacity_);
   });
   int32_t prefill = 0;
-  std::unordered_set<int32_t> seen;
+  std::vector<int32_t> held;  // one allocation, sorted to find a position held twice
+  held.reserve(static_cast<size_t>(n_used_));
   for (int32_t s = 0; s < n_used_; ++s) {
     check(pos_[idx(s)] >= 0,
           [&] { return "KV invariant: slot " + std::to_string(s) + " has no position"; });
-    check(seen.insert(pos_[idx(s)]).second,
-          [&] { return "KV invariant: position " + std::to_string(pos_[idx(s)]) + " held twice"; });
     check(std::isfinite(score_[idx(s)]),
           [&] { return "KV invariant: slot " + std::to_string(s) + " has a non-finite score"; });
+    held.push_back(pos_[idx(s)]);
     if (region_[idx(s)] == Region::kPrefill) ++prefill;
   }
+  std::sort(held.begin(), held.end());
+  const auto twice = std::adjacent_find(held.begin(), held.end());
+  check(twice == held.end(),
+        [&] { return "KV invariant: position " + std::to_string(*twice) + " held twice"; });
   check(prefill == n_prefill_, [&] {
     return "KV invariant: prefill count " + std::to_string(n_prefill_) + " but " +
            std::to_string(prefill) + " prefill slots";
