@@ -109,7 +109,7 @@ inline std::string completion(int max_tokens, bool stream, int decode_budget = 6
 }
 
 // Timing thresholds are asserted in plain builds; a sanitizer's slowdown only reports them.
-inline constexpr bool kTimingAsserts = !kAddressSanitizer && !kThreadSanitizer;
+inline constexpr bool kTimingAsserts = !test::kSanitizer;
 
 // True while the process runs (not exited, not a zombie).
 inline bool alive(const DaemonProcess& d) {

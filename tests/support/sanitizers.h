@@ -31,6 +31,11 @@ inline constexpr bool kThreadSanitizer = false;
 inline constexpr bool kThreadSanitizer = false;
 #endif
 
+// Whether a sanitizer instruments this build: everything runs several times slower and a thread
+// is preempted for longer, so bounds on latency get more room (what they guard against stays
+// far outside it).
+inline constexpr bool kSanitizer = kAddressSanitizer || kThreadSanitizer;
+
 // About the resident bytes a sanitizer runtime adds to a freshly started momentkv/momentkvd
 // (measured with stories260K: 5.7 MiB plain, 36 MiB under ASan+UBSan, 18 MiB under TSan; on
 // 2026-12-02 `momentkv run` reported 6.35 MiB plain and 45 MiB under ASan+UBSan); 0 in a plain

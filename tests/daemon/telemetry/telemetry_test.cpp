@@ -15,6 +15,7 @@
 #include <fstream>
 #include <thread>
 
+#include "tests/support/sanitizers.h"
 #include "tests/support/temp_dir.h"
 
 namespace momentkv::telemetry {
@@ -179,7 +180,9 @@ TEST(Telemetry, SubmitNeverWaitsForALockedDatabase) {
   }
   const TelemetryHealth locked = t.health();
   release(locker);
-  EXPECT_LT(worst_us, 5000.0);  // a mutex and a push, never the 300 ms busy wait
+  // A mutex and a push, never the 300 ms busy wait (under a sanitizer, on two busy cores, one
+  // preemption took 5.45 ms).
+  EXPECT_LT(worst_us, test::kSanitizer ? 50000.0 : 5000.0);
   EXPECT_EQ(locked.state, TelemetryState::kDegraded);
   EXPECT_NE(locked.reason.find("locked"), std::string::npos) << locked.reason;
   EXPECT_GT(locked.dropped_failed, 0);
