@@ -21,8 +21,13 @@ case "$(basename "${CXX:-c++}")" in clang*) werror=OFF ;; esac
 common=(-G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1"
         -DMOMENTKV_WERROR="$werror" -DMOMENTKV_BUILD_TESTS=ON -DMOMENTKV_CUDA=OFF)
 
+# The slow tests are built only when the labels ask for them.
+slow_tests=OFF
+case "$asan_labels" in *slow*) slow_tests=ON ;; esac
+
 start=$(date +%s)
-cmake -S . -B build-asan "${common[@]}" -DMOMENTKV_SANITIZE=address,undefined
+cmake -S . -B build-asan "${common[@]}" -DMOMENTKV_SANITIZE=address,undefined \
+  -DMOMENTKV_BUILD_SLOW_TESTS="$slow_tests"
 cmake --build build-asan -j "$jobs"
 built=$(date +%s)
 export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0
