@@ -614,15 +614,20 @@ inline void slow_reader(const SlowReaderParams& p) {
     EXPECT_LE(last_cut, generated_ms + p.write_timeout_ms + 1500.0);
   }
   // Against the mean of the rates before and after; the drift between those two is the
-  // machine's own noise (CI runners are shared), allowed on top of the 5 %. One-sided: stuck
-  // connections must not slow others down (a faster phase is the runner's noise too).
+  // machine's own noise (CI runners are shared), allowed on top of 10 %. One-sided: stuck
+  // connections must not slow others down (a faster phase is the runner's noise too). The stuck
+  // phase is timed after the stuck generations have ended, so what it can catch is work the
+  // daemon does for a connection that takes no bytes (a thread spinning on it would cost half
+  // of two cores); 5 % failed once on a clean clone with the test alone on the machine, when
+  // the CI-sized test still timed 7 requests a phase instead of rate_samples' 21: 14,306 ->
+  // 13,413 -> 14,589 tokens/s, -7.2 % against a 2.0 % drift.
   const double reference = (base_rate + after_rate) / 2;
   const double change = (stuck_rate - reference) / reference * 100.0;
   const double drift = std::abs(after_rate - base_rate) / reference * 100.0;
   if (kTimingAsserts) {
     // The rate was timed while the stuck connections were still open.
     EXPECT_LT(rate_done_ms, first_cut);
-    EXPECT_GE(change, -(5.0 + drift))
+    EXPECT_GE(change, -(10.0 + drift))
         << base_rate << " -> " << stuck_rate << " -> " << after_rate << " tokens/s";
   }
   figure("US-5", "never-reading client asking " + std::to_string(p.max_tokens) +

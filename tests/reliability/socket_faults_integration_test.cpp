@@ -20,11 +20,8 @@ TEST(SocketFaults, Us4Slowloris) {
 }
 
 TEST(SocketFaults, Us5SlowReader) {
-  slow_reader({.max_tokens = 4096,
-               .output_cap = 64 << 10,
-               .write_timeout_ms = 3000,
-               .stuck_readers = 2,
-               .rate_samples = 7});
+  slow_reader(
+      {.max_tokens = 4096, .output_cap = 64 << 10, .write_timeout_ms = 3000, .stuck_readers = 2});
 }
 
 TEST(SocketFaults, Us6MaxConnections) {
