@@ -116,9 +116,9 @@ TEST(BatchDecoder, F32MomentEqualsSolo) {
   expect_batched_equals_solo("stories260K/stories260K.gguf", MatmulPrecision::kFast, moment(24));
 }
 
-// Fewer tokens than the f32 runs (the pad256 models cost ten times as much per token; under
-// qemu-aarch64 this test was the cross run's longest, 100 s): 64 with a decode budget of 16 still
-// evicts on 48 steps.
+// Fewer tokens than the f32 runs (at 96 tokens these six runs took 2.8 s natively and made this
+// the cross run's longest test under qemu-aarch64, 100 s): 64 with a decode budget of 16 still
+// evicts on at least 48 steps.
 TEST(BatchDecoder, QuantizedWeightsEqualSolo) {
   for (const char* f : {"stories260K-pad256/stories260K-pad256-Q4_0.gguf",
                         "stories260K-pad256/stories260K-pad256-Q8_0.gguf",
