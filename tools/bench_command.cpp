@@ -16,6 +16,7 @@
 #include "tools/cuda_support.h"
 #include "tools/memory_bandwidth.h"
 #include "tools/model_options.h"
+#include "tools/timed_backend.h"
 
 namespace momentkv::tools {
 
@@ -242,6 +243,35 @@ int bench_cuda(const Model& model, const std::string& path, EngineOptions eo, in
   return 0;
 }
 
+// Every timed decode step of one context: its wall time and the part of it spent in attention.
+struct StepTimes {
+  std::vector<double> ms, attention_ms;
+};
+
+// Decode steps of one token each, each timed on its own; returns tokens per second.
+double time_decode_steps(Sequence& seq, TimedBackend& timed, const std::vector<int32_t>& gen,
+                         int64_t n, StepTimes& times) {
+  double total_s = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    timed.take_attention_seconds();
+    const auto t0 = std::chrono::steady_clock::now();
+    seq.eval_greedy(std::span<const int32_t>(&gen[static_cast<size_t>(i % std::ssize(gen))], 1),
+                    Region::kDecode);
+    const double s = seconds_since(t0);
+    total_s += s;
+    times.ms.push_back(1000.0 * s);
+    times.attention_ms.push_back(1000.0 * timed.take_attention_seconds());
+  }
+  return static_cast<double>(n) / total_s;
+}
+
+double median_of(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 // momentkv bench --context-pair SHORT,LONG: what a long context costs per decode token against
 // what it reads. Two sequences hold prompts of SHORT and LONG tokens (prefilled untimed); then
 // -r rounds each time -n decode steps on both, in alternating order (short first in even rounds,
@@ -249,6 +279,9 @@ int bench_cuda(const Model& model, const std::string& path, EngineOptions eo, in
 // per token of each and the extra time of the long one; then the medians, and the extra bytes a
 // step reads at the long context (KV of the extra resident tokens) relative to the weight bytes a
 // step reads. A ratio of 1.0 means the long context costs exactly its bytes at the weights' rate.
+// Each step is also timed on its own, with its attention: the median step of each context is
+// the figure a shared host's stalls (a step now and then taking several times as long, whichever
+// context it falls in) do not move, and it says how much of the extra time is attention's.
 int bench_context_pair(const Model& model, Backend& backend, EngineOptions eo, int32_t n_short,
                        int32_t n_long, int64_t n_gen, int reps) {
   const ModelConfig& c = model.config();
@@ -256,7 +289,8 @@ int bench_context_pair(const Model& model, Backend& backend, EngineOptions eo, i
   const int64_t warm = std::max<int64_t>(steps / 4, 1);
   eo.n_ctx = static_cast<int32_t>(n_long + warm + steps * reps + 1);
   if (eo.n_batch == 0) eo.n_batch = std::min(n_long, 512);
-  Engine short_seq(model, backend, eo), long_seq(model, backend, eo);
+  TimedBackend timed(backend);
+  Engine short_seq(model, timed, eo), long_seq(model, timed, eo);
   const std::vector<int32_t> gen = bench_tokens(steps, c.n_vocab, 2);
   const uint64_t kv_token = kv_bytes_per_token(c, eo.kv);
   const uint64_t weights = weight_traffic(model).per_pass(1);
@@ -271,7 +305,11 @@ int bench_context_pair(const Model& model, Backend& backend, EngineOptions eo, i
     seqs[i]->eval_greedy(bench_tokens(std::max(lengths[i], 1), c.n_vocab, 1));
     time_decode(*seqs[i], gen, warm);  // untimed: caches and the pool warm
   }
+  // Both sequences advance by the same steps, so the extra resident tokens stay n_long - n_short.
+  const double bytes_extra = static_cast<double>(n_long - n_short) * static_cast<double>(kv_token) /
+                             static_cast<double>(weights);
   std::vector<double> ms[2], extra, ratio;
+  StepTimes step_times[2];
   std::printf("\n%-6s | %-26s | %-26s | %10s | %10s\n", "round", "short: resident, ms/token",
               "long: resident, ms/token", "extra time", "extra bytes");
   std::printf(
@@ -284,10 +322,8 @@ int bench_context_pair(const Model& model, Backend& backend, EngineOptions eo, i
       // Step j attends over n_past + 1 slots (the new token's included).
       resident[i] =
           static_cast<double>(seqs[i]->n_past()) + 1.0 + static_cast<double>(steps - 1) / 2;
-      t[i] = 1000.0 / time_decode(*seqs[i], gen, steps);
+      t[i] = 1000.0 / time_decode_steps(*seqs[i], timed, gen, steps, step_times[i]);
     }
-    const double bytes_extra =
-        (resident[1] - resident[0]) * static_cast<double>(kv_token) / static_cast<double>(weights);
     const double time_extra = t[1] / t[0] - 1.0;
     ms[0].push_back(t[0]);
     ms[1].push_back(t[1]);
@@ -296,15 +332,26 @@ int bench_context_pair(const Model& model, Backend& backend, EngineOptions eo, i
     std::printf("%-6d | %8.0f, %15.3f | %8.0f, %15.3f | %+9.2f%% | %+9.2f%%\n", r + 1, resident[0],
                 t[0], resident[1], t[1], 100.0 * time_extra, 100.0 * bytes_extra);
   }
-  const auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-  };
   std::printf(
       "\nmedian over %d rounds: %.3f ms/token at %d prompt tokens, %.3f at %d; extra time %+.2f%%; "
       "extra time / extra bytes %.2f (1.00: the long context costs exactly the bytes it reads)\n",
-      reps, median(ms[0]), n_short, median(ms[1]), n_long, 100.0 * median(extra), median(ratio));
+      reps, median_of(ms[0]), n_short, median_of(ms[1]), n_long, 100.0 * median_of(extra),
+      median_of(ratio));
+  double step[2], attn[2];
+  size_t stalls = 0;
+  for (int i = 0; i < 2; ++i) {
+    step[i] = median_of(step_times[i].ms);
+    attn[i] = median_of(step_times[i].attention_ms);
+    for (const double x : step_times[i].ms) stalls += x > 2.0 * step[i] ? 1 : 0;
+  }
+  const double step_extra = step[1] / step[0] - 1.0;
+  std::printf(
+      "median step (%zu timed steps per context; %zu took over twice their context's median): "
+      "%.3f ms at %d prompt tokens (attention %.3f), %.3f at %d (attention %.3f); extra time "
+      "%+.2f%% (attention %+.3f ms, the rest %+.3f ms); extra time / extra bytes %.2f\n",
+      step_times[0].ms.size(), stalls, step[0], n_short, attn[0], step[1], n_long, attn[1],
+      100.0 * step_extra, attn[1] - attn[0], (step[1] - attn[1]) - (step[0] - attn[0]),
+      step_extra / bytes_extra);
   return 0;
 }
 

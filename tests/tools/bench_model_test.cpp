@@ -177,6 +177,13 @@ TEST(BenchCommand, ContextPairAlternatesRoundsAndComparesTimeWithBytes) {
   }
   EXPECT_NE(r.output.find("median over 3 rounds: "), std::string::npos) << r.output;
   EXPECT_TRUE(std::isfinite(number_after(r.output, "extra time / extra bytes "))) << r.output;
+  // Every timed step on its own (3 rounds of 4), with the time its attention took.
+  const std::string steps = line_starting(r.output, "median step (12 timed steps per context; ");
+  ASSERT_FALSE(steps.empty()) << r.output;
+  const double short_step = number_after(steps, "their context's median): ");
+  const double short_attention = number_after(steps, "prompt tokens (attention ");
+  EXPECT_TRUE(short_attention > 0 && short_attention < short_step) << steps;
+  EXPECT_TRUE(std::isfinite(number_after(steps, "extra time / extra bytes "))) << steps;
 }
 
 TEST(BenchCommand, ContextPairRejectsAReversedOrIncompletePair) {
