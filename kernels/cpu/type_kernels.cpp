@@ -196,10 +196,13 @@ Table avx512_vnni_table() {
 }
 #undef MOMENTKV_VNNI_TABLE
 
+// AVX2 and FMA (with the OS's YMM state, which __builtin_cpu_supports checks) and F16C (CPUID
+// leaf 1, ECX bit 29: clang 14's __builtin_cpu_supports has no "f16c").
 bool cpu_has_avx2() {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c");
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0) return false;
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && (ecx & (1u << 29)) != 0;
 }
 
 // CPUID leaf 7 sub-leaf 1, EAX bit 4 (clang 14's __builtin_cpu_supports has no "avxvnni"); the

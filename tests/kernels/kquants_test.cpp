@@ -294,10 +294,7 @@ std::vector<IsaPaths> fast_isas() {
   std::vector<IsaPaths> isas;
 #if MOMENTKV_HAVE_AVX2
   isas.push_back({"avx2",
-                  [] {
-                    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                           __builtin_cpu_supports("f16c");
-                  },
+                  [] { return isa_supported(Isa::kAvx2); },
                   {avx2::dequantize_q4_k, avx2::dequantize_q5_k, avx2::dequantize_q6_k},
                   {avx2::dot_f32_q4_k, avx2::dot_f32_q5_k, avx2::dot_f32_q6_k},
                   avx2::quantize_q8_k,
